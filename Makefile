@@ -1,0 +1,59 @@
+# Two commands do everything on a fresh machine: `make serve` and `make test`.
+# Both create the virtual environment (.venv) from requirements/lock.txt on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1:8000
+# Debian packages: offline data for the examples, a browser for the page checks.
+DEBIAN_PACKAGES := dataset-fashion-mnist chromium fonts-dejavu-core
+export NO_MKDOCS_2_WARNING := 1
+
+.PHONY: help env system-deps docs serve test lint format lock clean
+
+help:  ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements/lock.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements/lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+env: $(VENV)/.installed system-deps  ## Create .venv and install the Debian packages the examples need.
+
+system-deps:  ## Install the Debian packages (offline Fashion-MNIST, Chromium) when missing.
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		echo "Installing Debian packages: $$missing"; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+docs: env  ## Build the site into site/, executing every example.
+	$(BIN)/mkdocs build --strict
+
+serve: env  ## Build the site with every example executed and serve it on http://$(HOST).
+	$(BIN)/mkdocs serve --strict --dev-addr $(HOST)
+
+test: env  ## Lint, then run the test-suite (includes a quick build of the site).
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+lint: env  ## Lint and check formatting.
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: env  ## Fix lint where safe and format the code.
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+lock: $(VENV)/.installed  ## Re-pin requirements/lock.txt from the current environment.
+	{ echo "# Exact versions for CI and the docs build (Python 3.11, Linux x86_64, CPU)."; \
+	  echo "# Regenerate with: make lock"; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^gallery-lib'; } > requirements/lock.txt
+
+clean:  ## Remove the built site and the generated gallery (keeps .venv).
+	rm -rf site docs/generated

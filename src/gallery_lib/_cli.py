@@ -1,0 +1,110 @@
+"""Configuration of example scripts: defaults, a quick mode for tests, a CLI for scripts."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+ConfigT = TypeVar("ConfigT")
+
+QUICK_ENV_VAR = "GALLERY_QUICK"
+"""Environment variable that shrinks every example's budget (set to ``1`` by the tests)."""
+
+
+def quick_mode() -> bool:
+    """Whether examples should run with their tiny "quick" budget.
+
+    Quick mode is on when the environment variable `GALLERY_QUICK` is set to a true value
+    (``1``, ``true``, ``yes``, ``on``). The test-suite sets it so that building the whole site
+    takes seconds per example instead of the docs-build budget.
+
+    Returns:
+        `True` in quick mode, `False` otherwise.
+
+    Example:
+        >>> import os
+        >>> os.environ["GALLERY_QUICK"] = "1"
+        >>> quick_mode()
+        True
+        >>> del os.environ["GALLERY_QUICK"]
+        >>> quick_mode()
+        False
+    """
+    value = os.environ.get(QUICK_ENV_VAR, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(
+        f"{QUICK_ENV_VAR}={value!r} is not a boolean: use 1/true/yes/on or 0/false/no/off."
+    )
+
+
+def _called_from_a_script(depth: int) -> bool:
+    """Whether the frame `depth` levels up runs in a `__main__` module loaded from a file.
+
+    mkdocs-gallery and Jupyter run example code in a `__main__` module that has no `__file__`;
+    `python examples/plot_x.py` gives it one; pytest and other importers are not `__main__`.
+    Only a script run from the command line should parse `sys.argv`.
+    """
+    caller = sys._getframe(depth + 1).f_globals
+    return caller.get("__name__") == "__main__" and caller.get("__file__") is not None
+
+
+def example_config(
+    config_cls: type[ConfigT],
+    *,
+    quick: Mapping[str, Any] | None = None,
+    args: Sequence[str] | None = None,
+) -> ConfigT:
+    """Build the configuration of an example script.
+
+    The defaults of `config_cls` are sized for the docs build. In quick mode (see
+    [`quick_mode`][gallery_lib.quick_mode]) the fields in `quick` replace them. When the example
+    runs as a script (`python examples/plot_x.py --help`), the command line is parsed with
+    [tyro](https://brentyi.github.io/tyro/) on top of those defaults, so every field of the
+    dataclass is a flag documented by its docstring. In the docs build or a notebook, the command
+    line is never read.
+
+    Args:
+        config_cls: A dataclass whose fields are the example's settings.
+        quick: Field values that replace the defaults in quick mode.
+        args: Command-line arguments to parse instead of `sys.argv[1:]`; passing them forces
+            parsing even when not running as a script (useful in tests).
+
+    Returns:
+        An instance of `config_cls`.
+
+    Raises:
+        TypeError: If `config_cls` is not a dataclass.
+        ValueError: If `quick` names a field that `config_cls` does not have.
+
+    Example:
+        >>> import dataclasses
+        >>> @dataclasses.dataclass
+        ... class Config:
+        ...     epochs: int = 3
+        ...     '''Number of passes over the data.'''
+        >>> example_config(Config, quick={"epochs": 1}, args=["--epochs", "5"])
+        Config(epochs=5)
+    """
+    if not (isinstance(config_cls, type) and dataclasses.is_dataclass(config_cls)):
+        raise TypeError(f"example_config expects a dataclass type, got {config_cls!r}.")
+    default = config_cls()
+    if quick and quick_mode():
+        names = {f.name for f in dataclasses.fields(config_cls)}
+        unknown = sorted(set(quick) - names)
+        if unknown:
+            raise ValueError(
+                f"quick overrides {unknown} are not fields of {config_cls.__name__}; "
+                f"its fields are {sorted(names)}."
+            )
+        default = dataclasses.replace(default, **quick)
+    if args is None and not _called_from_a_script(1):
+        return default
+    import tyro  # imported lazily: only scripts parse a command line
+
+    return tyro.cli(config_cls, default=default, args=args)

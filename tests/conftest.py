@@ -1,0 +1,65 @@
+"""Shared fixtures: a quick build of the whole site, made once per test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("plot_*.py"))
+
+
+def quick_env(**extra: str) -> dict[str, str]:
+    """The environment of a quick-mode subprocess: tiny budgets, one thread, no banners."""
+    env = dict(os.environ)
+    env.update(
+        GALLERY_QUICK="1",
+        NO_MKDOCS_2_WARNING="1",
+        OMP_NUM_THREADS="1",
+        PYTHONWARNINGS="ignore::DeprecationWarning",
+    )
+    env.update(extra)
+    return env
+
+
+def build_site(project: Path, site: Path) -> subprocess.CompletedProcess[str]:
+    """Run `mkdocs build --strict` in quick mode for the project copied at `project`."""
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=project,
+        env=quick_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+def copy_project(dest: Path) -> Path:
+    """Copy what the site is built from into `dest`, leaving the checkout's caches alone."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(ROOT / "mkdocs.yml", dest / "mkdocs.yml")
+    shutil.copytree(ROOT / "docs", dest / "docs", ignore=shutil.ignore_patterns("generated"))
+    shutil.copytree(ROOT / "examples", dest / "examples")
+    (dest / "src").symlink_to(ROOT / "src")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site built once in quick mode from a copy of the project; returns its `site/`."""
+    project = copy_project(tmp_path_factory.mktemp("project"))
+    site = project / "site"
+    result = build_site(project, site)
+    if result.returncode != 0:
+        pytest.fail(
+            "mkdocs build --strict failed in quick mode:\n"
+            + result.stdout[-5000:]
+            + result.stderr[-10000:]
+        )
+    return site

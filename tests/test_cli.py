@@ -1,0 +1,76 @@
+"""example_config: defaults, quick mode and command-line parsing."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gallery_lib import example_config, quick_mode
+
+
+@dataclasses.dataclass
+class Config:
+    epochs: int = 3
+    """Number of passes over the data."""
+    name: str = "cnn"
+    """Model name."""
+
+
+def test_defaults_outside_a_script(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GALLERY_QUICK", raising=False)
+    assert example_config(Config, quick={"epochs": 1}) == Config()
+
+
+def test_quick_mode_replaces_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GALLERY_QUICK", "1")
+    assert quick_mode()
+    assert example_config(Config, quick={"epochs": 1}) == Config(epochs=1)
+
+
+def test_command_line_wins_over_quick_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GALLERY_QUICK", "1")
+    config = example_config(Config, quick={"epochs": 1}, args=["--name", "mlp"])
+    assert config == Config(epochs=1, name="mlp")
+
+
+def test_unknown_quick_field_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GALLERY_QUICK", "1")
+    with pytest.raises(ValueError, match=r"\['epoch'\] are not fields of Config"):
+        example_config(Config, quick={"epoch": 1})
+
+
+def test_not_a_dataclass() -> None:
+    with pytest.raises(TypeError, match="expects a dataclass"):
+        example_config(dict)
+
+
+def test_bad_quick_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GALLERY_QUICK", "maybe")
+    with pytest.raises(ValueError, match="GALLERY_QUICK='maybe' is not a boolean"):
+        quick_mode()
+
+
+def test_script_help_lists_fields_with_their_docs(tmp_path: Path) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import dataclasses\n"
+        "from gallery_lib import example_config\n"
+        "@dataclasses.dataclass\n"
+        "class Config:\n"
+        "    epochs: int = 3\n"
+        '    """Number of passes over the data."""\n'
+        "print(example_config(Config))\n"
+    )
+    run = [sys.executable, str(script)]
+    result = subprocess.run([*run, "--help"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "--epochs" in result.stdout
+    assert "Number of passes over the data." in result.stdout
+    result = subprocess.run([*run, "--epochs", "7"], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "Config(epochs=7)"
+    result = subprocess.run([*run, "--epochs", "x"], capture_output=True, text=True, check=False)
+    assert result.returncode == 2
