@@ -22,6 +22,8 @@ def quick_env(**extra: str) -> dict[str, str]:
         NO_MKDOCS_2_WARNING="1",
         OMP_NUM_THREADS="1",
         PYTHONWARNINGS="ignore::DeprecationWarning",
+        # This checkout's library, even when the environment's editable install is another's.
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])),
     )
     env.update(extra)
     return env

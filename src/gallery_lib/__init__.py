@@ -5,6 +5,7 @@ The public names are re-exported here; they are implemented in small private mod
 
 from ._cli import example_config as example_config
 from ._cli import quick_mode as quick_mode
+from ._module import JaxModule as JaxModule
 
-__all__ = ["example_config", "quick_mode"]
+__all__ = ["JaxModule", "example_config", "quick_mode"]
 __version__ = "0.1.0"
