@@ -16,14 +16,14 @@ Metrics = TypeVar("Metrics")
 
 @runtime_checkable
 class JaxModule(Protocol[TrainState, Batch, Metrics]):
-    """An algorithm that [`JaxTrainer`][gallery_lib.JaxTrainer] can train end to end under `jit`.
+    """An algorithm that `JaxTrainer` can train end to end under `jit`.
 
     Any class with these four methods satisfies the protocol; no inheritance is needed. Every
     method must be a pure function of its arguments (no Python side effects, no randomness
     other than keys carried in the state), because the trainer traces them once and compiles
     the whole training run.
 
-    The trainer calls them like this (see [`JaxTrainer`][gallery_lib.JaxTrainer] for the
+    The trainer calls them like this (see `JaxTrainer` for the
     full loop):
 
     ```python
