@@ -1,0 +1,31 @@
+"""Datasets the examples share, as Lightning data modules.
+
+Importing this subpackage imports Lightning (several seconds), which is why its names are not
+re-exported by the top-level `gallery_lib` package: `from gallery_lib.datasets import ...`.
+"""
+
+from ._fashion_mnist_datamodule import MEAN as MEAN
+from ._fashion_mnist_datamodule import STD as STD
+from ._fashion_mnist_datamodule import FashionMNISTDataModule as FashionMNISTDataModule
+from ._fashion_mnist_files import DEBIAN_DATA_DIR as DEBIAN_DATA_DIR
+from ._fashion_mnist_files import DOWNLOAD_URLS as DOWNLOAD_URLS
+from ._fashion_mnist_files import FASHION_MNIST_CLASSES as FASHION_MNIST_CLASSES
+from ._fashion_mnist_files import FashionMNIST as FashionMNIST
+from ._fashion_mnist_files import FashionMNISTNotFoundError as FashionMNISTNotFoundError
+from ._fashion_mnist_files import load_fashion_mnist as load_fashion_mnist
+from ._fashion_mnist_files import locate_fashion_mnist as locate_fashion_mnist
+from ._fashion_mnist_files import read_idx as read_idx
+
+__all__ = [
+    "DEBIAN_DATA_DIR",
+    "DOWNLOAD_URLS",
+    "FASHION_MNIST_CLASSES",
+    "MEAN",
+    "STD",
+    "FashionMNIST",
+    "FashionMNISTDataModule",
+    "FashionMNISTNotFoundError",
+    "load_fashion_mnist",
+    "locate_fashion_mnist",
+    "read_idx",
+]
