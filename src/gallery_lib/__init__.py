@@ -6,6 +6,18 @@ The public names are re-exported here; they are implemented in small private mod
 from ._cli import example_config as example_config
 from ._cli import quick_mode as quick_mode
 from ._module import JaxModule as JaxModule
+from .interop import FlaxModule as FlaxModule
+from .interop import X64NarrowingWarning as X64NarrowingWarning
+from .interop import jax_to_torch as jax_to_torch
+from .interop import torch_to_jax as torch_to_jax
 
-__all__ = ["JaxModule", "example_config", "quick_mode"]
+__all__ = [
+    "FlaxModule",
+    "JaxModule",
+    "X64NarrowingWarning",
+    "example_config",
+    "jax_to_torch",
+    "quick_mode",
+    "torch_to_jax",
+]
 __version__ = "0.1.0"
