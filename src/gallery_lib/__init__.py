@@ -5,6 +5,7 @@ The public names are re-exported here; they are implemented in small private mod
 
 from ._cli import example_config as example_config
 from ._cli import quick_mode as quick_mode
+from ._examples import example_definitions as example_definitions
 from ._module import JaxModule as JaxModule
 from .interop import FlaxModule as FlaxModule
 from .interop import X64NarrowingWarning as X64NarrowingWarning
@@ -16,6 +17,7 @@ __all__ = [
     "JaxModule",
     "X64NarrowingWarning",
     "example_config",
+    "example_definitions",
     "jax_to_torch",
     "quick_mode",
     "torch_to_jax",

@@ -107,8 +107,13 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         self.source: str | None = None
         """Where the data came from, once `prepare_data` or `setup` has run."""
         self.train_set: TensorDataset | None = None
+        """The training split, once `setup` has run: `(images, labels)` tensors."""
         self.val_set: TensorDataset | None = None
+        """The validation split, once `setup` has run."""
         self.test_set: TensorDataset | None = None
+        """The test set (or its seeded subset), once `setup` has run."""
+        self.split_indices: dict[str, np.ndarray] = {}
+        """Which original images (indices into the training or test file) each split holds."""
 
     def _say_source(self, source: str) -> None:
         if source != self.source:
@@ -144,6 +149,7 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         test_idx = np.arange(len(data.test_labels))
         if self.test_size is not None:
             test_idx = np.sort(rng.permutation(test_idx)[: self.test_size])
+        self.split_indices = {"train": train_idx, "val": val_idx, "test": test_idx}
         self.train_set = self._tensors(data.train_images, data.train_labels, train_idx)
         self.val_set = self._tensors(data.train_images, data.train_labels, val_idx)
         self.test_set = self._tensors(data.test_images, data.test_labels, test_idx)
@@ -159,7 +165,9 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         if dataset is None:
             raise RuntimeError("Call setup() before asking the FashionMNISTDataModule for data.")
         if not train:
-            return DataLoader(dataset, batch_size=self.eval_batch_size, num_workers=self.num_workers)
+            return DataLoader(
+                dataset, batch_size=self.eval_batch_size, num_workers=self.num_workers
+            )
         return DataLoader(
             dataset,
             batch_size=self.batch_size,

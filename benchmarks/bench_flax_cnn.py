@@ -1,0 +1,153 @@
+"""Training speed of the flax CNN example's two variants, against pure Jax and plain torch.
+
+Four ways to train the same CNN on Fashion-MNIST batches, timed in one process:
+
+- `pure jax`: a Python loop over one jitted step (flax forward, `jax.value_and_grad`, optax
+  Adam), fed from NumPy arrays: the baseline;
+- `jax-step`: part 2 of the example, the same jitted step inside Lightning's manual
+  optimization (parameters held by torch);
+- `jax-network`: part 1, the flax CNN wrapped by `FlaxModule`, torch loss and Adam, Lightning's
+  automatic optimization;
+- `plain torch`: the same CNN in torch, trained by the same `LightningModule` as part 1.
+
+Each round times every contender for `--steps` steps after warm-up steps (compilation), one
+after the other; ratios to pure Jax are taken within each round and their median reported,
+which keeps them meaningful on a shared machine. Samples per CPU-second are reported too.
+Targets from the issue: jax-step >= 0.95x pure Jax, jax-network >= 0.9x.
+
+    .venv/bin/python benchmarks/bench_flax_cnn.py --steps 200 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import lightning.pytorch as pl
+import numpy as np
+import optax
+import torch
+
+from gallery_lib import FlaxModule, example_definitions
+from gallery_lib.datasets import FashionMNISTDataModule
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "plot_flax_cnn_lightning.py"
+WARMUP = 5
+LEARNING_RATE = 3e-3
+
+
+def time_pure_jax(example, dm: FashionMNISTDataModule, steps: int, seed: int) -> tuple[float, float]:
+    """Samples/s and samples per CPU-second of a plain jit + optax loop."""
+    images = dm.train_set.tensors[0].numpy()
+    labels = dm.train_set.tensors[1].numpy().astype(np.int32)
+    model = example.FlaxCNN()
+    params = model.init(jax.random.key(seed), jnp.asarray(images[:2]))["params"]
+    tx = optax.adam(optax.cosine_onecycle_schedule(WARMUP + steps, LEARNING_RATE))
+
+    @jax.jit
+    def train_step(params, opt_state, x, y):
+        def loss_fn(params):
+            logits = model.apply({"params": params}, x)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    opt_state = tx.init(params)
+    rng = np.random.default_rng(seed)
+    batch = dm.batch_size
+    order = rng.permutation(len(labels))
+    start = None
+    for step in range(WARMUP + steps):
+        if step == WARMUP:
+            jax.block_until_ready(params)
+            start = time.perf_counter(), time.process_time()
+        position = (step * batch) % (len(labels) - batch + 1)
+        if position < batch:
+            order = rng.permutation(len(labels))
+        idx = order[position : position + batch]
+        params, opt_state, loss = train_step(params, opt_state, images[idx], labels[idx])
+    jax.block_until_ready(params)
+    wall, cpu = time.perf_counter() - start[0], time.process_time() - start[1]
+    return steps * batch / wall, steps * batch / cpu
+
+
+def time_lightning(example, dm, make_model: Callable[[], pl.LightningModule], steps: int):
+    """Samples/s and samples per CPU-second of `Trainer.fit` on a fresh model."""
+    timer = example.StepTimer(warmup=WARMUP)
+    trainer = pl.Trainer(
+        max_steps=WARMUP + steps,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+    )
+    trainer.fit(make_model(), datamodule=dm)
+    return timer.samples / timer.wall, timer.samples / timer.cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=200, help="timed steps per contender")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of all contenders")
+    parser.add_argument("--batch-size", type=int, choices=(64, 128, 256), default=128)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    example = example_definitions(EXAMPLE)
+    dm = FashionMNISTDataModule(batch_size=args.batch_size, seed=args.seed)
+    dm.prepare_data()
+    dm.setup()
+    example_input = dm.train_set[:2][0]
+
+    def flax_network() -> FlaxModule:
+        return FlaxModule(example.FlaxCNN(), example_input, seed=args.seed)
+
+    contenders: dict[str, Callable[[], tuple[float, float]]] = {
+        "pure jax": lambda: time_pure_jax(example, dm, args.steps, args.seed),
+        "jax-step": lambda: time_lightning(
+            example, dm, lambda: example.JaxStepClassifier(flax_network(), LEARNING_RATE), args.steps
+        ),
+        "jax-network": lambda: time_lightning(
+            example, dm, lambda: example.Classifier(flax_network(), LEARNING_RATE), args.steps
+        ),
+        "plain torch": lambda: time_lightning(
+            example, dm, lambda: example.Classifier(example.TorchCNN(), LEARNING_RATE), args.steps
+        ),
+    }
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
+    for round_index in range(args.rounds):
+        for name, measure in contenders.items():
+            runs[name].append(measure())
+        line = ", ".join(f"{name} {r[-1][0]:,.0f}" for name, r in runs.items())
+        print(f"round {round_index + 1}: samples/s {line}", flush=True)
+
+    print(
+        f"\nbatch {args.batch_size}, {args.steps} timed steps x {args.rounds} rounds, "
+        f"torch threads {args.threads}, jax {jax.__version__}, torch {torch.__version__}"
+    )
+    print("| contender | samples/s (median) | samples/CPU-s | vs pure jax (median of rounds) |")
+    print("|---|---|---|---|")
+    base = runs["pure jax"]
+    for name, results in runs.items():
+        ratios = [r[0] / b[0] for r, b in zip(results, base, strict=True)]
+        cpu_ratio = statistics.median(r[1] for r in results) / statistics.median(b[1] for b in base)
+        print(
+            f"| {name} | {statistics.median(r[0] for r in results):,.0f} "
+            f"| {statistics.median(r[1] for r in results):,.0f} "
+            f"| {statistics.median(ratios):.2f}x (per CPU-s {cpu_ratio:.2f}x) |"
+        )
+
+
+if __name__ == "__main__":
+    main()
