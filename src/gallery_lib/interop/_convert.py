@@ -62,10 +62,11 @@ def _check_device(tensor: torch.Tensor) -> None:
         )
 
 
-def _narrowing(tensor: torch.Tensor, on_narrowing: OnNarrowing) -> None:
+def _narrowing(tensor: torch.Tensor, on_narrowing: OnNarrowing) -> bool:
+    """Warn (or raise) if jax will narrow this tensor's dtype; True when it will."""
     narrow = _WIDE_DTYPES.get(tensor.dtype)
     if narrow is None or _x64_enabled():
-        return
+        return False
     message = (
         f"A torch {tensor.dtype} tensor of shape {tuple(tensor.shape)} becomes a jax {narrow} "
         "array because 64-bit types are disabled in jax. Enable them with "
@@ -75,18 +76,21 @@ def _narrowing(tensor: torch.Tensor, on_narrowing: OnNarrowing) -> None:
     if on_narrowing == "error":
         raise TypeError(message)
     warnings.warn(message, X64NarrowingWarning, stacklevel=4)
+    return True
 
 
 def tensor_to_jax(tensor: torch.Tensor, on_narrowing: OnNarrowing = "warn") -> jax.Array:
     """Convert one tensor: a zero-copy view when DLPack allows it, else a compact copy."""
     tensor = tensor.detach()
     _check_device(tensor)
-    _narrowing(tensor, on_narrowing)
+    narrows = _narrowing(tensor, on_narrowing)
     if tensor.is_conj() or tensor.is_neg():
         tensor = tensor.resolve_conj().resolve_neg()
     if not tensor.is_contiguous():
         # DLPack in jax rejects broadcast (stride-0) and sliced layouts: copy only those.
         tensor = tensor.contiguous()
+    if not narrows:
+        return jax.dlpack.from_dlpack(tensor)
     with warnings.catch_warnings():
         # jax canonicalises 64-bit dtypes with a warning of its own; ours said it first.
         warnings.simplefilter("ignore", UserWarning)
@@ -101,7 +105,7 @@ def array_to_torch(array: jax.Array) -> torch.Tensor:
             "`jax.jit`, `jax.grad` or `jax.vmap`. Convert concrete arrays outside the "
             "transformed function."
         )
-    if len(array.devices()) > 1:
+    if not isinstance(array.sharding, jax.sharding.SingleDeviceSharding):
         raise ValueError(
             f"Cannot convert a jax array sharded over {len(array.devices())} devices to one "
             "torch tensor; gather it first (e.g. `jax.device_get` or `array.addressable_data(0)`)."

@@ -41,7 +41,9 @@ def _path_names(path: tuple[Any, ...]) -> list[str]:
     return names
 
 
-def _register(root: torch.nn.Module, names: list[str], value: torch.Tensor, param: bool) -> None:
+def _register(
+    root: torch.nn.Module, names: list[str], value: torch.Tensor, param: bool
+) -> tuple[torch.nn.Module, str]:
     owner = root
     for name in names[:-1]:
         child = owner._modules.get(name)
@@ -58,6 +60,7 @@ def _register(root: torch.nn.Module, names: list[str], value: torch.Tensor, para
         owner.register_parameter(names[-1], torch.nn.Parameter(value))
     else:
         owner.register_buffer(names[-1], value)
+    return owner, names[-1]
 
 
 def _torch_copy(array: jax.Array) -> torch.Tensor:
@@ -88,6 +91,7 @@ class _JaxFunction(torch.autograd.Function):
         ctx.vjp = vjp
         ctx.wrapper = wrapper
         ctx.grad_mask = grad_mask
+        ctx.params = params
         ctx.versions = [param._version for param in params]
         ctx.out_specs = [(tuple(out.shape), out.dtype) for out in flat_out]
         outputs = tuple(array_to_torch(out) for out in flat_out)
@@ -98,8 +102,7 @@ class _JaxFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, *grads: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         wrapper: FlaxModule = ctx.wrapper
-        params = list(wrapper.parameters())
-        if [param._version for param in params] != ctx.versions:
+        if [param._version for param in ctx.params] != ctx.versions:
             raise RuntimeError(
                 "A parameter of the FlaxModule was modified in place (e.g. by `optimizer.step()`) "
                 "between its forward and its backward; the gradient would be wrong. Call "
@@ -196,16 +199,17 @@ class FlaxModule(torch.nn.Module):
         self._state_treedef = jax.tree.structure(state)
         self._collections = tuple(state)
         self._treedefs: dict[Any, Any] = {}
-        self._param_names: list[str] = []
-        self._buffer_names: list[str] = []
+        # Where each flax leaf lives: (owner module, attribute), for fast lookups every step.
+        self._param_slots: list[tuple[str, torch.nn.Module, str]] = []
+        self._buffer_slots: list[tuple[str, torch.nn.Module, str]] = []
         for path, leaf in jax.tree_util.tree_flatten_with_path({"params": variables["params"]})[0]:
             names = _path_names(path)
-            _register(self, names, _torch_copy(leaf), param=True)
-            self._param_names.append(".".join(names))
+            owner, attr = _register(self, names, _torch_copy(leaf), param=True)
+            self._param_slots.append((".".join(names), owner, attr))
         for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
             names = _path_names(path)
-            _register(self, names, _torch_copy(leaf), param=False)
-            self._buffer_names.append(".".join(names))
+            owner, attr = _register(self, names, _torch_copy(leaf), param=False)
+            self._buffer_slots.append((".".join(names), owner, attr))
 
     @staticmethod
     def _find_train_kwarg(module: nn.Module, train_kwarg: str | None) -> str:
@@ -226,12 +230,12 @@ class FlaxModule(torch.nn.Module):
         The views follow in-place updates of the parameters (an optimizer step, a
         `load_state_dict`); treat them as read-only and write with `load_jax_params`.
         """
-        return jax.tree.unflatten(self._params_treedef, self._leaf_views(self._param_names))
+        return jax.tree.unflatten(self._params_treedef, self._leaf_views(self._param_slots, True))
 
     @property
     def jax_state(self) -> dict[str, Any]:
         """The collections other than `params` (e.g. `batch_stats`), as jax views of the buffers."""
-        return jax.tree.unflatten(self._state_treedef, self._leaf_views(self._buffer_names))
+        return jax.tree.unflatten(self._state_treedef, self._leaf_views(self._buffer_slots, False))
 
     @property
     def jax_variables(self) -> dict[str, Any]:
@@ -259,8 +263,7 @@ class FlaxModule(torch.nn.Module):
                 "load_jax_params got a pytree whose structure differs from the parameters'.\n"
                 f"Expected: {self._params_treedef}\nGot:      {treedef}"
             )
-        targets = [self.get_parameter(name) for name in self._param_names]
-        self._load_leaves(targets, leaves, self._param_names)
+        self._load_leaves(self._tensors(self._param_slots, True), leaves, self._param_slots)
 
     def load_jax_state(self, state: dict[str, Any]) -> None:
         """Write new values of the non-`params` collections (`batch_stats`...) into the buffers."""
@@ -270,12 +273,13 @@ class FlaxModule(torch.nn.Module):
                 "load_jax_state got a pytree whose structure differs from the buffers'.\n"
                 f"Expected: {self._state_treedef}\nGot:      {treedef}"
             )
-        targets = [self.get_buffer(name) for name in self._buffer_names]
-        self._load_leaves(targets, leaves, self._buffer_names)
+        self._load_leaves(self._tensors(self._buffer_slots, False), leaves, self._buffer_slots)
 
     @staticmethod
-    def _load_leaves(targets: list[torch.Tensor], leaves: list[Any], names: list[str]) -> None:
-        for target, leaf, name in zip(targets, leaves, names, strict=True):
+    def _load_leaves(
+        targets: list[torch.Tensor], leaves: list[Any], slots: list[tuple[str, Any, str]]
+    ) -> None:
+        for target, leaf, (name, _, _) in zip(targets, leaves, slots, strict=True):
             if tuple(leaf.shape) != tuple(target.shape):
                 raise ValueError(
                     f"{name}: expected shape {tuple(target.shape)}, got {tuple(leaf.shape)}."
@@ -287,13 +291,16 @@ class FlaxModule(torch.nn.Module):
                 if source.data_ptr() != target.data_ptr():
                     target.copy_(source)
 
-    def _leaf_views(self, names: list[str]) -> list[jax.Array]:
-        """Jax views of the named tensors, rebuilt only when a tensor's memory changed."""
+    @staticmethod
+    def _tensors(slots: list[tuple[str, Any, str]], param: bool) -> list[torch.Tensor]:
+        if param:
+            return [owner._parameters[attr] for _, owner, attr in slots]
+        return [owner._buffers[attr] for _, owner, attr in slots]
+
+    def _leaf_views(self, slots: list[tuple[str, Any, str]], param: bool) -> list[jax.Array]:
+        """Jax views of the slots' tensors, rebuilt only when a tensor's memory changed."""
         views = []
-        for name in names:
-            tensor = self.get_parameter(name) if name.startswith("params.") else None
-            if tensor is None:
-                tensor = self.get_buffer(name)
+        for (name, _, _), tensor in zip(slots, self._tensors(slots, param), strict=True):
             if tensor.device.type == "meta":
                 raise RuntimeError(
                     f"FlaxModule's tensor {name!r} is on the 'meta' device: the parameters do "
@@ -427,7 +434,7 @@ class FlaxModule(torch.nn.Module):
         The output has the structure the flax module returns (a tensor, a tuple, a dict...).
         """
         self._check_inputs(inputs)
-        params = [self.get_parameter(name) for name in self._param_names]
+        params = self._tensors(self._param_slots, True)
         needs_grad = torch.is_grad_enabled() and (
             any(p.requires_grad for p in params) or any(x.requires_grad for x in inputs)
         )
@@ -439,6 +446,11 @@ class FlaxModule(torch.nn.Module):
             flat_out, _ = self._run(inputs, None)
             flat = tuple(array_to_torch(out) for out in flat_out)
         return jax.tree.unflatten(self._treedefs[(self.training, grad_mask)], list(flat))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Copies (`copy.deepcopy`) rebuild their own jitted functions and views.
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
+        return {**state, "_fns": {}, "_treedefs": {}, "_views": {}}
 
     def extra_repr(self) -> str:
         specs = ", ".join(spec.describe() for spec in self._input_specs)
