@@ -310,16 +310,17 @@ class JaxStepClassifier(Classifier):
         x, labels = batch
         # Jax computes in 32 bits by default: hand it int32 labels rather than torch's int64.
         x, y = torch_to_jax(x), torch_to_jax(labels.to(torch.int32))
-        optimizer = self.optimizers().optimizer
+        optimizer = self.optimizers()  # Lightning's wrapper around our OptaxState
+        state = optimizer.optimizer
 
         def jax_step():
-            params, optimizer.opt_state, loss = self.train_step(
-                self.network.jax_params, optimizer.opt_state, x, y
+            params, state.opt_state, loss = self.train_step(
+                self.network.jax_params, state.opt_state, x, y
             )
             self.network.load_jax_params(params)
             return loss
 
-        loss = self.optimizers().step(closure=jax_step)
+        loss = optimizer.step(closure=jax_step)  # Lightning counts it in trainer.global_step
         self.log("train_loss", jax_to_torch(loss))
 
 
@@ -343,7 +344,7 @@ name, model = next(reversed(models.items()))
 trainer = trainer_2 if name == "jax-step" else trainer_1
 print(ModelSummary(model, max_depth=3))
 checkpoint_path = log_root / f"{name}.ckpt"
-trainer.save_checkpoint(checkpoint_path)
+trainer.save_checkpoint(checkpoint_path, weights_only=False)  # weights and optimizer state
 checkpoint = torch.load(checkpoint_path, weights_only=True)
 print("checkpoint keys:", sorted(checkpoint))
 print("saved tensors:", sorted(checkpoint["state_dict"]))
