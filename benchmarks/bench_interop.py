@@ -170,7 +170,7 @@ def main() -> None:
     cotangent = [jnp.ones_like(out[0]) / batch]
 
     def split_grad() -> None:
-        out, _, vjp = forward(jp, js, (jx,), call)
+        _, _, vjp = forward(jp, js, (jx,), call)
         jax.block_until_ready(net._backward(vjp, cotangent))
 
     split = timeit(split_grad, repeat)
@@ -219,7 +219,7 @@ def main() -> None:
     tiny_out = tiny_forward(tiny_p, tiny_s, (tiny_x,), call)[0]
 
     def tiny_jax() -> None:
-        out, _, vjp = tiny_forward(tiny_p, tiny_s, (tiny_x,), call)
+        _, _, vjp = tiny_forward(tiny_p, tiny_s, (tiny_x,), call)
         jax.block_until_ready(tiny._backward(vjp, [jnp.ones_like(tiny_out[0])]))
 
     def tiny_loss() -> None:

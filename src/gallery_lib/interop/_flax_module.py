@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -188,7 +189,9 @@ class FlaxModule(torch.nn.Module):
         rngs = {"params": init_key}
         rngs.update({name: init_key for name in self.rng_streams})
         kwargs = {self.train_kwarg: False} if self.train_kwarg else {}
-        variables = module.init(rngs, *(tensor_to_jax(x) for x in inputs), **kwargs)
+        # One compiled call instead of many eager ones (and no memory kept from the trace).
+        init = jax.jit(functools.partial(module.init, **kwargs))
+        variables = init(rngs, *(tensor_to_jax(x) for x in inputs))
         if "params" not in variables:
             raise ValueError(
                 f"{type(module).__name__}.init created no 'params' collection (it created "
