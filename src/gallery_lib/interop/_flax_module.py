@@ -149,7 +149,7 @@ class FlaxModule(torch.nn.Module):
         train_kwarg: Name of the `__call__` argument that switches training behaviour; found
             automatically when it is `train` or `training`; `""` passes none.
 
-    Example:
+    Examples:
         >>> import flax.linen as nn, torch
         >>> net = FlaxModule(nn.Dense(3), torch.zeros(8, 4))
         >>> [name for name, _ in net.named_parameters()]
@@ -253,7 +253,7 @@ class FlaxModule(torch.nn.Module):
         Args:
             params: A pytree with the structure, shapes and dtypes of `jax_params`.
 
-        Example:
+        Examples:
             >>> import flax.linen as nn, jax, torch
             >>> net = FlaxModule(nn.Dense(2), torch.zeros(1, 3))
             >>> net.load_jax_params(jax.tree.map(lambda p: p * 0 + 1, net.jax_params))
