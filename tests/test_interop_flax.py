@@ -319,3 +319,11 @@ def test_torch_layers_around_the_flax_network() -> None:
     net = FlaxModule(MLP(), torch.zeros(2, 5))
     F.mse_loss(net(encoder(torch.randn(6, 4))), torch.zeros(6, 3)).backward()
     assert encoder.weight.grad is not None and encoder.weight.grad.abs().sum() > 0
+
+
+def test_frozen_parameters_get_no_gradient() -> None:
+    net = FlaxModule(MLP(), torch.zeros(2, 5)).requires_grad_(False)
+    x = torch.randn(3, 5, requires_grad=True)
+    net(x).sum().backward()
+    assert all(p.grad is None for p in net.parameters())
+    assert x.grad is not None and x.grad.abs().sum() > 0

@@ -120,7 +120,11 @@ class _JaxFunction(torch.autograd.Function):
             (i for i, needed in enumerate(ctx.grad_mask) if needed), input_grads, strict=True
         ):
             grads_in[index] = array_to_torch(grad)
-        grads_params = [array_to_torch(grad) for grad in jax.tree.leaves(param_grads)]
+        needed = ctx.needs_input_grad[2 + len(ctx.grad_mask) :]
+        grads_params = [
+            array_to_torch(grad) if need else None
+            for grad, need in zip(jax.tree.leaves(param_grads), needed, strict=True)
+        ]
         return None, None, *grads_in, *grads_params
 
 
@@ -321,8 +325,8 @@ class FlaxModule(torch.nn.Module):
 
     def _check_inputs(self, inputs: tuple[torch.Tensor, ...]) -> None:
         specs = self._input_specs
-        expected = ", ".join(spec.describe() for spec in specs)
         if len(inputs) != len(specs):
+            expected = ", ".join(spec.describe() for spec in specs)
             raise TypeError(
                 f"{self._name()} takes {len(specs)} input tensor(s) [{expected}], got "
                 f"{len(inputs)}."
