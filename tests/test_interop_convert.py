@@ -181,5 +181,5 @@ def test_meta_tensor_is_refused() -> None:
 
 
 def test_tracers_are_refused() -> None:
-    with pytest.raises(TypeError, match="inside `jax.jit`"):
+    with pytest.raises(TypeError, match=r"inside `jax\.jit`"):
         jax.jit(jax_to_torch)(jnp.ones(2))

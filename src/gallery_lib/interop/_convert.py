@@ -169,7 +169,7 @@ def torch_to_jax(tree: T, *, on_narrowing: OnNarrowing = "warn") -> T:
         ValueError: A tensor is on a device jax cannot see (a GPU with CPU-only jax, 'meta').
         TypeError: A 64-bit tensor with x64 off and `on_narrowing="error"`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> x = torch.arange(6, dtype=torch.float32).reshape(2, 3)
         >>> batch = torch_to_jax({"x": x, 0: (x[0], [x.sum()])})
@@ -198,7 +198,7 @@ def jax_to_torch(tree: T) -> T:
         TypeError: Called on a traced value (inside `jax.jit` / `jax.grad`).
         ValueError: An array is sharded over several devices.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> params = {"w": jnp.ones((2, 2)), "b": jnp.zeros(2)}
         >>> tensors = jax_to_torch(params)
