@@ -35,7 +35,12 @@ import time
 from collections.abc import Callable
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--threads", type=int, default=1, help="torch and XLA CPU threads")
+parser.add_argument(
+    "--threads",
+    type=int,
+    default=1,
+    help="torch threads; 1 also asks XLA for single-threaded Eigen (its runtime keeps a pool)",
+)
 parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--steps", type=int, default=60, help="timed steps of each side (alternating)")
 parser.add_argument("--channels", type=int, default=8, help="channels of the first conv")
