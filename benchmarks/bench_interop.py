@@ -277,6 +277,9 @@ def main() -> None:
         print(f"  {name:50s} {value:8.0f} us")
     total = sum(parts.values())
     print(f"  {'sum of the parts':50s} {total:8.0f} us = {100 * total / jax_us:.1f}% of a step")
+    # What the parts, each timed alone, do not explain: effects of running them in sequence
+    # (caches, XLA's thread pool waking up for two executables per step instead of one).
+    print(f"  {'not explained by the parts':50s} {overhead - total:8.0f} us")
 
 
 if __name__ == "__main__":
