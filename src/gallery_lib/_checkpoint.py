@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +110,15 @@ def _dtype(leaf: Any) -> np.dtype[Any]:
 
 
 def restore_checkpoint(
-    directory: str | Path, module_name: str, abstract_state: Any, max_epochs: int
+    directory: str | Path,
+    module_name: str,
+    init_train_state: Callable[[jax.Array], Any],
+    rng: jax.Array,
+    max_epochs: int,
 ) -> tuple[Any, Any, int]:
     """Read the latest checkpoint in `directory` for resuming.
+
+    `init_train_state(rng)` gives the structure, shapes and dtypes expected (it is only traced).
 
     Returns:
         The training state, the evaluation metrics of the epochs done (stacked), and the
@@ -131,7 +138,7 @@ def restore_checkpoint(
             "that has saved at least one epoch, or ckpt_path=None to start from scratch."
         )
     meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
-    abstract_saved = jax.eval_shape(host_view, abstract_state)
+    abstract_saved = jax.eval_shape(lambda key: host_view(init_train_state(key)), rng)
     expected = describe(module_name, abstract_saved)
     for field in ("module", "structure", "shapes"):
         if meta[field] != expected[field]:
@@ -155,15 +162,20 @@ def restore_checkpoint(
         ),
     )
     manager.close()
-    train_state = jax.tree.map(
-        lambda saved, target: (
-            jax.random.wrap_key_data(saved, impl=jax.random.key_impl(target))
-            if is_key(target)
-            else saved
-        ),
-        restored["train_state"],
-        abstract_state,
-    )
+
+    def rewrap_keys(key: jax.Array, saved: Any) -> Any:
+        """Typed keys back from their data (the fresh state, unused otherwise, names the impl)."""
+        return jax.tree.map(
+            lambda data, fresh: (
+                jax.random.wrap_key_data(data, impl=jax.random.key_impl(fresh))
+                if is_key(fresh)
+                else data
+            ),
+            saved,
+            init_train_state(key),
+        )
+
+    train_state = jax.jit(rewrap_keys)(rng, restored["train_state"])
     return train_state, restored["eval_history"], start_epoch
 
 

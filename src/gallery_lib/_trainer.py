@@ -197,9 +197,12 @@ class JaxTrainer:
         self._fitting_many = many
         restored = None
         if ckpt_path is not None:
-            abstract_state = jax.eval_shape(loop_module.init_train_state, rng)
             restored, self.restored_eval_history, self.start_epoch = restore_checkpoint(
-                ckpt_path, module_name(module, many), abstract_state, self.max_epochs
+                ckpt_path,
+                module_name(module, many),
+                loop_module.init_train_state,
+                rng,
+                self.max_epochs,
             )
         for callback in self.callbacks:
             callback.setup(self, module, "fit")
