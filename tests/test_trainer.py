@@ -67,6 +67,13 @@ def test_vmap_over_fit_without_callbacks() -> None:
     np.testing.assert_allclose(vmapped["param_error"], many["param_error"], rtol=1e-6)
 
 
+def test_vmap_over_fit_with_callbacks_says_to_use_fit_many() -> None:
+    trainer = JaxTrainer(max_epochs=1, training_steps_per_epoch=1)  # has a progress bar
+    rngs = jax.random.split(jax.random.key(1), 2)
+    with pytest.raises(ValueError, match=r"ProgressBarCallback cannot work.*fit_many"):
+        jax.vmap(lambda rng: trainer.fit(LinearRegressionProbe(), rng))(rngs)
+
+
 def test_probe_satisfies_the_protocol() -> None:
     assert isinstance(LinearRegressionProbe(), JaxModule)
 

@@ -144,7 +144,7 @@ class JaxTrainer:
         """Evaluation metrics of the epochs before `start_epoch`, read from the checkpoint."""
         self.stopped_epoch: int | None = None
         """The epoch at whose end an `EarlyStopping` callback stopped the last run, if any."""
-        self._programs: dict[tuple[Any, ...], Callable[..., Any]] = {}
+        self._programs: dict[tuple[Any, ...], tuple[Any, Callable[..., Any]]] = {}
 
     def fit(
         self, module: JaxModule[Any, Any, Any], rng: jax.Array, ckpt_path: str | None = None
@@ -192,6 +192,11 @@ class JaxTrainer:
 
     def _fit(self, module: Any, rng: jax.Array, ckpt_path: str | None, many: bool) -> Any:
         check_module(module)
+        if isinstance(rng, jax.core.Tracer):
+            self._check_traceable(ckpt_path)
+            program = self._compiled_program(module, module)
+            train_state, eval_metrics, _ = program(rng, None, 0)
+            return train_state, eval_metrics
         loop_module = SeedBatchedModule(module) if many else module
         self.start_epoch, self.restored_eval_history, self.stopped_epoch = 0, None, None
         self._fitting_many = many
@@ -207,7 +212,7 @@ class JaxTrainer:
         for callback in self.callbacks:
             callback.setup(self, module, "fit")
         try:
-            program = self._compiled_program(loop_module, module, restored is None)
+            program = self._compiled_program(loop_module, module)
             train_state, eval_metrics, status = program(rng, restored, self.start_epoch)
             jax.block_until_ready((train_state, eval_metrics, status))
         finally:
@@ -226,6 +231,22 @@ class JaxTrainer:
             eval_metrics = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), eval_metrics)
         return train_state, eval_metrics
 
+    def _check_traceable(self, ckpt_path: str | None) -> None:
+        """Inside `jax.vmap` or `jax.jit`, only the bare loop can run (see the class docstring)."""
+        host_side = [type(cb).__name__ for cb in self.callbacks]
+        if self.detect_nan:
+            host_side.append("detect_nan=True")
+        if ckpt_path is not None:
+            host_side.append("ckpt_path")
+        if host_side:
+            raise ValueError(
+                "JaxTrainer.fit was called inside a jax transformation (jax.vmap or jax.jit), "
+                f"where {', '.join(host_side)} cannot work (hooks would run once per seed or at "
+                "trace time, and errors cannot be raised). Use trainer.fit_many(module, rngs) "
+                "to train many seeds with callbacks, or a JaxTrainer(..., callbacks=[], "
+                "logger=None, enable_progress_bar=False) inside the transformation."
+            )
+
     def _raise_on_nan(self, status: LoopStatus) -> None:
         if int(status.nan_epoch) >= 0:
             raise FloatingPointError(
@@ -234,12 +255,14 @@ class JaxTrainer:
                 "the loss and the learning rate, or run that step outside jit to debug it."
             )
 
-    def _compiled_program(self, loop_module: Any, module: Any, from_rng: bool) -> Any:
-        key = (id(module), type(loop_module), from_rng, self.start_epoch)
-        if key not in self._programs:
+    def _compiled_program(self, loop_module: Any, module: Any) -> Any:
+        """The jitted run for `module`, made once so that later fits reuse its compilation."""
+        key = (id(module), type(loop_module))
+        if key not in self._programs or self._programs[key][0] is not module:
             run = functools.partial(self._program, loop_module, module)
-            self._programs[key] = jax.jit(run, static_argnums=2)
-        return self._programs[key]
+            # The first epoch is static: it sets the length of the scan over epochs.
+            self._programs[key] = (module, jax.jit(run, static_argnums=2))
+        return self._programs[key][1]
 
     def _program(
         self, loop_module: Any, module: Any, rng: jax.Array, restored: Any, first_epoch: int
