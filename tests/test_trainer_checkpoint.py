@@ -10,7 +10,7 @@ from trainer_probe import LinearRegressionProbe
 
 from gallery_lib import CheckpointCallback, JaxCallback, JaxTrainer
 from gallery_lib._callbacks import host_view
-from gallery_lib._checkpoint import restore_checkpoint
+from gallery_lib._checkpoint import describe, restore_checkpoint
 
 EPOCHS, STEPS = 4, 5
 
@@ -89,3 +89,59 @@ def test_every_n_epochs_and_max_to_keep(tmp_path) -> None:
     callback = CheckpointCallback(tmp_path, every_n_epochs=3, max_to_keep=1)
     trainer(callback).fit(LinearRegressionProbe(), jax.random.key(7))
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.isdigit()) == ["3"]
+
+
+def test_the_recorded_structure_ignores_static_fields() -> None:
+    import optax
+    from flax.training.train_state import TrainState
+
+    def state(learning_rate: float) -> TrainState:
+        params = {"dense": {"kernel": jnp.ones((2, 3))}}
+        apply = lambda params, x: x @ params["dense"]["kernel"]  # noqa: E731
+        return TrainState.create(apply_fn=apply, params=params, tx=optax.adam(learning_rate))
+
+    first, second = describe("M", state(1e-3)), describe("M", state(1e-2))
+    assert first == second
+    assert ".params['dense']['kernel']" in first["structure"]
+
+
+class FlaxRegression:
+    """A flax `TrainState` (static apply_fn and optax transformation) and a typed key."""
+
+    def init_train_state(self, rng):
+        import flax.linen as nn
+        import optax
+        from flax.training.train_state import TrainState
+
+        network = nn.Dense(1)
+        params = network.init(rng, jnp.ones((1, 3)))
+        tx = optax.adam(1e-2)
+        return {"ts": TrainState.create(apply_fn=network.apply, params=params, tx=tx), "rng": rng}
+
+    def get_batch(self, train_state, batch_idx):
+        rng, key = jax.random.split(train_state["rng"])
+        x = jax.random.normal(key, (16, 3))
+        return {**train_state, "rng": rng}, (x, x.sum(axis=1, keepdims=True))
+
+    def training_step(self, batch_idx, train_state, batch):
+        ts, (x, y) = train_state["ts"], batch
+        loss, grads = jax.value_and_grad(lambda p: jnp.mean((ts.apply_fn(p, x) - y) ** 2))(
+            ts.params
+        )
+        return {**train_state, "ts": ts.apply_gradients(grads=grads)}, {"loss": loss}
+
+    def evaluate(self, train_state):
+        return {"kernel_sum": jnp.sum(train_state["ts"].params["params"]["kernel"])}
+
+
+def test_resume_a_flax_train_state(tmp_path) -> None:
+    def run(epochs, *callbacks, **kwargs):
+        trainer = JaxTrainer(epochs, 3, callbacks=list(callbacks), enable_progress_bar=False)
+        return trainer.fit(FlaxRegression(), jax.random.key(0), **kwargs)
+
+    expected = run(3)
+    run(1, CheckpointCallback(tmp_path))
+    resumed = run(3, ckpt_path=str(tmp_path))
+    resumed_leaves, expected_leaves = (jax.tree.leaves(host_view(r)) for r in (resumed, expected))
+    for a, b in zip(resumed_leaves, expected_leaves, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -96,12 +96,17 @@ def module_name(module: Any, many: bool) -> str:
 
 
 def describe(module_name: str, train_state: Any) -> dict[str, Any]:
-    """What a checkpoint records to check that it fits a module: names, structure, shapes."""
-    leaves, treedef = jax.tree.flatten(train_state)
+    """What a checkpoint records to check that it fits a module: names, structure, shapes.
+
+    The structure is the list of the leaves' paths (e.g. `.params['dense']['kernel']`), not the
+    tree definition's text, which would hold the reprs of static fields (functions, optax
+    transformations) and change from one process to the next.
+    """
+    leaves = jax.tree_util.tree_flatten_with_path(train_state)[0]
     return {
         "module": module_name,
-        "structure": str(treedef),
-        "shapes": [[list(np.shape(x)), str(_dtype(x))] for x in leaves],
+        "structure": [jax.tree_util.keystr(path) for path, _ in leaves],
+        "shapes": [[list(np.shape(x)), str(_dtype(x))] for _, x in leaves],
     }
 
 
@@ -164,16 +169,14 @@ def restore_checkpoint(
     manager.close()
 
     def rewrap_keys(key: jax.Array, saved: Any) -> Any:
-        """Typed keys back from their data (the fresh state, unused otherwise, names the impl)."""
-        return jax.tree.map(
-            lambda data, fresh: (
-                jax.random.wrap_key_data(data, impl=jax.random.key_impl(fresh))
-                if is_key(fresh)
-                else data
-            ),
-            saved,
-            init_train_state(key),
-        )
+        """The fresh state's structure (and static fields) with the saved leaves; typed keys
+        wrapped back from their data (the fresh state's values are otherwise unused)."""
+        fresh, treedef = jax.tree.flatten(init_train_state(key))
+        leaves = [
+            jax.random.wrap_key_data(data, impl=jax.random.key_impl(like)) if is_key(like) else data
+            for data, like in zip(jax.tree.leaves(saved), fresh, strict=True)
+        ]
+        return jax.tree.unflatten(treedef, leaves)
 
     train_state = jax.jit(rewrap_keys)(rng, restored["train_state"])
     return train_state, restored["eval_history"], start_epoch

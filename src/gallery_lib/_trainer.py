@@ -45,25 +45,25 @@ class JaxTrainer:
     program (hooks are the callbacks' methods, run on the host through `io_callback`):
 
     ```python
-    train_state = module.init_train_state(rng)  # or restored from a checkpoint
-    on_fit_start(train_state)
-    for epoch in range(max_epochs):  # jax.lax.scan
-        on_train_epoch_start(train_state, epoch)
-        for batch_idx in range(training_steps_per_epoch):  # jax.lax.scan
-            if stopped:  # only with detect_nan or EarlyStopping: jax.lax.cond
+    state = module.init_train_state(rng)  # or restored from a checkpoint
+    on_fit_start(state)
+    for epoch in range(max_epochs):  # lax.scan
+        on_train_epoch_start(state, epoch)
+        for batch_idx in range(training_steps_per_epoch):  # lax.scan
+            if stopped:  # with detect_nan or EarlyStopping: lax.cond
                 continue
-            train_state, batch = module.get_batch(train_state, batch_idx)
-            batch = shard_leading_axis(batch)  # when there are several devices
-            on_train_batch_start(train_state, batch, batch_idx, epoch)
-            train_state, metrics = module.training_step(batch_idx, train_state, batch)
-            on_train_batch_end(train_state, metrics, batch_idx, epoch)
+            state, batch = module.get_batch(state, batch_idx)
+            batch = shard_leading_axis(batch)  # on several devices
+            on_train_batch_start(state, batch, batch_idx, epoch)
+            state, metrics = module.training_step(batch_idx, state, batch)
+            on_train_batch_end(state, metrics, batch_idx, epoch)
             stopped |= detect_nan and not all_finite(metrics)
-        on_train_epoch_end(train_state, mean(metrics over the epoch), epoch)
-        eval_metrics[epoch] = module.evaluate(train_state)
-        on_validation_end(train_state, eval_metrics[epoch], epoch)  # logs, checkpoints
-        stopped |= any(early_stopping.should_stop(eval_metrics[epoch]))
-    on_fit_end(train_state)
-    return train_state, eval_metrics  # eval_metrics: leading axis of max_epochs
+        on_train_epoch_end(state, mean_over_the_epoch(metrics), epoch)
+        eval_metrics[epoch] = module.evaluate(state)
+        on_validation_end(state, eval_metrics[epoch], epoch)  # log, save
+        stopped |= early_stopping.should_stop(eval_metrics[epoch])
+    on_fit_end(state)
+    return state, eval_metrics  # eval_metrics: leading axis of max_epochs
     ```
 
     Many seeds at once: [`fit_many`][gallery_lib.JaxTrainer.fit_many] vmaps the module's
