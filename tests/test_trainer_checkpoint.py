@@ -145,3 +145,16 @@ def test_resume_a_flax_train_state(tmp_path) -> None:
     resumed_leaves, expected_leaves = (jax.tree.leaves(host_view(r)) for r in (resumed, expected))
     for a, b in zip(resumed_leaves, expected_leaves, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_fit_many_resumes_bit_identically(tmp_path) -> None:
+    module, rngs = LinearRegressionProbe(), jax.random.split(jax.random.key(3), 2)
+    expected = JaxTrainer(3, 2, enable_progress_bar=False).fit_many(module, rngs)
+    JaxTrainer(1, 2, callbacks=[CheckpointCallback(tmp_path)], enable_progress_bar=False).fit_many(
+        module, rngs
+    )
+    resumed = JaxTrainer(3, 2, enable_progress_bar=False).fit_many(
+        module, rngs, ckpt_path=str(tmp_path)
+    )
+    assert resumed[1]["param_error"].shape == (2, 3)
+    jax.tree.map(np.testing.assert_array_equal, host_view(resumed), host_view(expected))
