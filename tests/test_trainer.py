@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from trainer_probe import TRUE_BIAS, TRUE_WEIGHTS, LinearRegressionProbe, hand_written_fit
 
-from gallery_lib import EarlyStopping, JaxModule, JaxTrainer
+from gallery_lib import EarlyStopping, JaxModule, JaxTrainer, LoggerCallback
 from gallery_lib._callbacks import host_view
 
 EPOCHS, STEPS = 4, 20
@@ -154,3 +154,31 @@ def test_early_stopping_names_a_missing_metric() -> None:
 def test_int_keys_work_too() -> None:
     _, metrics = quiet_trainer(max_epochs=1).fit(LinearRegressionProbe(), jax.random.PRNGKey(0))
     assert jnp.isfinite(metrics["param_error"][0])
+
+
+class Counter:
+    """The smallest module: the state counts steps; no batch, no metrics, a bare scalar eval."""
+
+    def init_train_state(self, rng):
+        return jnp.zeros((), jnp.int32)
+
+    def get_batch(self, train_state, batch_idx):
+        return train_state, None
+
+    def training_step(self, batch_idx, train_state, batch):
+        return train_state + 1, {}
+
+    def evaluate(self, train_state):
+        return train_state
+
+
+def test_bare_module_counts_its_steps(tmp_path) -> None:
+    from lightning.pytorch.loggers import CSVLogger
+
+    logger = CSVLogger(tmp_path, name="counter", version=0)
+    trainer = quiet_trainer(max_epochs=3, training_steps_per_epoch=4, detect_nan=True)
+    trainer.callbacks.append(LoggerCallback([logger]))
+    state, eval_metrics = trainer.fit(Counter(), jax.random.key(0))
+    assert int(state) == 12
+    np.testing.assert_array_equal(eval_metrics, [4, 8, 12])
+    assert "val" in (tmp_path / "counter" / "version_0" / "metrics.csv").read_text().splitlines()[0]

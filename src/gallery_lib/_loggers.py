@@ -14,17 +14,20 @@ from ._callbacks import JaxCallback
 def flatten_metrics(metrics: Any, prefix: str = "") -> dict[str, float]:
     """Flatten a pytree of metrics into `{"prefix/key/subkey": float}`.
 
-    Leaves that are not scalars (e.g. one value per seed in `fit_many`) are averaged.
+    Leaves that are not scalars (e.g. one value per seed in `fit_many`) are averaged; a bare
+    scalar is named by the prefix alone.
 
     Example:
         >>> flatten_metrics({"loss": 0.5, "acc": {"top1": np.array([0.25, 0.75])}}, prefix="val/")
         {'val/acc/top1': 0.5, 'val/loss': 0.5}
+        >>> flatten_metrics(np.float32(2.0), prefix="train/")
+        {'train': 2.0}
     """
     flat, _ = jax.tree_util.tree_flatten_with_path(metrics)
     out = {}
     for path, value in flat:
         name = "/".join(_key_name(key) for key in path)
-        out[prefix + name] = float(np.mean(np.asarray(value)))
+        out[prefix + name if name else prefix.rstrip("/") or "value"] = float(np.mean(value))
     return out
 
 

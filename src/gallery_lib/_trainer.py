@@ -321,8 +321,9 @@ class JaxTrainer:
                 status.stopped, skip, lambda s, st: step(s, batch_idx, st, epoch), state, status
             )
             if self.detect_nan:
-                leaves = jax.tree.leaves(metrics)
-                finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+                finite = jnp.bool_(True)
+                for leaf in jax.tree.leaves(metrics):
+                    finite &= jnp.all(jnp.isfinite(leaf))
                 bad = ran & ~finite
                 status = status._replace(
                     stopped=status.stopped | bad,
