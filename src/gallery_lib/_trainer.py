@@ -187,6 +187,28 @@ class JaxTrainer:
         Returns:
             The final training states and the evaluation metrics, every leaf with a leading
             axis of seeds (then, for the metrics, of epochs), as `jax.vmap` of `fit` would.
+
+        Example:
+            A module that learns a constant (the seed only sets the starting point):
+
+            >>> import jax, jax.numpy as jnp
+            >>> class Constant:
+            ...     def init_train_state(self, rng):
+            ...         return jax.random.normal(rng)
+            ...
+            ...     def get_batch(self, train_state, batch_idx):
+            ...         return train_state, jnp.float32(2.0)
+            ...
+            ...     def training_step(self, batch_idx, train_state, batch):
+            ...         return train_state + 0.5 * (batch - train_state), {}
+            ...
+            ...     def evaluate(self, train_state):
+            ...         return {"error": jnp.abs(train_state - 2.0)}
+            >>> trainer = JaxTrainer(3, 10, enable_progress_bar=False)
+            >>> rngs = jax.random.split(jax.random.key(0), 8)
+            >>> states, eval_metrics = trainer.fit_many(Constant(), rngs)
+            >>> states.shape, eval_metrics["error"].shape
+            ((8,), (8, 3))
         """
         return self._fit(module, rngs, ckpt_path, many=True)
 
