@@ -26,6 +26,11 @@ SCRIPT = textwrap.dedent(
         def __init__(self):
             self.epochs = []
 
+            self.batch_rows = 0
+
+        def on_train_batch_start(self, trainer, module, train_state, batch, batch_idx, epoch):
+            self.batch_rows += len(batch[0])  # the whole batch, gathered from the devices
+
         def on_validation_end(self, trainer, module, train_state, eval_metrics, epoch):
             self.epochs.append(int(epoch))
 
@@ -35,6 +40,7 @@ SCRIPT = textwrap.dedent(
     single = trainer.fit(module, jax.random.key(0))
     many = trainer.fit_many(module, jax.random.split(jax.random.key(0), 4))
     assert epochs.epochs == [0, 1, 2] * 2, epochs.epochs
+    assert epochs.batch_rows == 3 * 10 * (64 + 4), epochs.batch_rows
     # fit_many shards the seed axis of the state: it ends spread over all devices.
     assert len(many[0].weights.sharding.device_set) == jax.device_count()
     leaves = jax.tree.leaves(host_view((single, many)))
