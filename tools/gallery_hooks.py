@@ -48,6 +48,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority, get_plugin_logger
 from mkdocs.structure.files import Files
 from mkdocs.structure.pages import Page
+from mkdocs.utils import get_relative_url
 
 log = get_plugin_logger("gallery")
 GALLERY_LOGGER = "mkdocs.plugins.mkdocs-gallery"
@@ -193,7 +194,6 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
     build = _require_build()
     if ":::" not in markdown:
         return markdown
-    here = posixpath.dirname(page.file.src_uri)
 
     def gallery_for(identifier: str) -> str:
         cards = []
@@ -204,14 +204,16 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
                 for name in usage.used
             ):
                 continue
+            example_page = files.get_file_from_path(example.page)
             thumbnail = example.thumbnail()
-            if thumbnail is None or example.page not in files.src_uris:
+            thumbnail_file = files.get_file_from_path(thumbnail) if thumbnail else None
+            if example_page is None or thumbnail_file is None:
                 continue
             cards.append(
                 ExampleCard(
                     example.title,
-                    posixpath.relpath(example.page, here),
-                    posixpath.relpath(thumbnail, here),
+                    get_relative_url(example_page.url, page.url),
+                    get_relative_url(thumbnail_file.url, page.url),
                 )
             )
         return used_in_gallery(identifier.rsplit(".", 1)[-1], cards)

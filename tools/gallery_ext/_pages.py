@@ -65,25 +65,28 @@ class ExampleCard:
     """An example as shown in a "used in" gallery."""
 
     title: str
-    page: str
-    """Path of the example's Markdown page, relative to the page that shows the card."""
+    url: str
+    """URL of the example's page, relative to the page that shows the card."""
     thumbnail: str
-    """Path of its thumbnail image, relative to the page that shows the card."""
+    """URL of its thumbnail image, relative to the page that shows the card."""
 
 
 def used_in_gallery(name: str, cards: Iterable[ExampleCard]) -> str:
-    """Markdown for the "Examples using `name`" gallery at the end of an API entry."""
-    items = "\n".join(
-        f'<div class="gallery-used-in__card" markdown>\n'
-        f"[![{_md_escape(card.title)}]({card.thumbnail})<br>{_md_escape(card.title)}]({card.page})"
-        f"\n</div>"
+    """HTML for the "Examples using `name`" gallery at the end of an API entry.
+
+    Plain HTML, so that it needs no Markdown extension (md_in_html) and no theme feature.
+    """
+    items = "".join(
+        f'<a class="gallery-used-in__card" href="{html.escape(card.url)}">'
+        f'<img alt="" src="{html.escape(card.thumbnail)}">'
+        f"<span>{html.escape(card.title)}</span></a>"
         for card in cards
     )
     if not items:
         return ""
     return (
-        f'\n\n<div class="gallery-used-in" markdown>\n\n**Examples using `{name}`**\n\n'
-        f'<div class="gallery-used-in__grid" markdown>\n{items}\n</div>\n\n</div>\n\n'
+        f'\n\n<div class="gallery-used-in"><p><strong>Examples using <code>{html.escape(name)}'
+        f'</code></strong></p><div class="gallery-used-in__grid">{items}</div></div>\n\n'
     )
 
 
@@ -166,11 +169,13 @@ def times_table(rows: list[TimeRow]) -> str:
 
 def _duration(seconds: float | None) -> str:
     """
-    >>> _duration(3.14159), _duration(125.0)
-    ('3.1 s', '2 min 5 s')
+    >>> _duration(0.0312), _duration(3.14159), _duration(125.0)
+    ('0.03 s', '3.1 s', '2 min 5 s')
     """
     if seconds is None:
         return "–"
+    if seconds < 1:
+        return f"{seconds:.2f} s"
     if seconds < 60:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(round(seconds), 60)
