@@ -7,7 +7,6 @@ tell which examples a build ran. The real examples are not used here.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import socket
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import EXAMPLES as REAL_EXAMPLES
 from conftest import ROOT, quick_env
 from nbclient import NotebookClient
 
@@ -235,25 +235,44 @@ def test_times_page_lists_each_example_and_the_total(tiny: Path) -> None:
     assert 'href="generated/gallery/run-times/"' in nav, "the times page is in the nav"
 
 
-def test_pages_keep_their_downloads_and_the_notebook_runs(tiny: Path) -> None:
+def test_pages_keep_their_downloads_and_the_notebook_runs(
+    tiny: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     page = read_page(tiny, "generated/gallery/plot_uses_alpha")
     gallery = tiny / "site" / "generated" / "gallery"
     for download in ("plot_uses_alpha.py", "plot_uses_alpha.ipynb", "gallery_python.zip"):
         assert download in page + read_page(tiny, "generated/gallery")
         assert (gallery / download).is_file(), download
-    notebook = nbformat.read(gallery / "plot_uses_alpha.ipynb", as_version=4)
-    client = NotebookClient(notebook, timeout=60, resources={"metadata": {"path": str(tiny)}})
     env = tiny_env(tiny)
-    saved = {key: os.environ.get(key) for key in ("PYTHONPATH", "RUN_LOG")}
-    os.environ.update(PYTHONPATH=env["PYTHONPATH"], RUN_LOG=env["RUN_LOG"])
-    try:
-        client.execute()
-    finally:
-        for key, value in saved.items():
-            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
-    outputs = [out.get("text", "") for cell in notebook.cells for out in cell.get("outputs", [])]
+    outputs = run_notebook(
+        gallery / "plot_uses_alpha.ipynb",
+        tiny,
+        monkeypatch,
+        PYTHONPATH=env["PYTHONPATH"],
+        RUN_LOG=env["RUN_LOG"],
+    )
     assert "1\n" in outputs
     assert runs(tiny) == ["plot_uses_alpha"]
+
+
+def run_notebook(path: Path, cwd: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> list[str]:
+    """Execute the notebook at `path` in a fresh kernel; returns its text outputs."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(notebook, timeout=300, resources={"metadata": {"path": str(cwd)}}).execute()
+    return [out.get("text", "") for cell in notebook.cells for out in cell.get("outputs", [])]
+
+
+@pytest.mark.parametrize("example", REAL_EXAMPLES, ids=lambda p: p.stem)
+def test_the_real_examples_notebooks_run_in_quick_mode(
+    built_site: Path, example: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notebook = built_site / "generated" / "gallery" / f"{example.stem}.ipynb"
+    env = quick_env()
+    keys = ("GALLERY_QUICK", "PYTHONPATH", "OMP_NUM_THREADS", "PYTHONWARNINGS")
+    outputs = run_notebook(notebook, example.parent, monkeypatch, **{k: env[k] for k in keys})
+    assert outputs, f"{notebook.name} printed nothing"
 
 
 def test_build_log_has_no_absl_tee_traceback(tiny: Path) -> None:
