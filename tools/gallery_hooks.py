@@ -124,6 +124,11 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
             "mkdocs.yml: it names the package whose API the examples are linked to."
         )
     _build = build = _Build(config, conf)
+    # Examples run inside this process: under `mkdocs serve` the package imported by the last
+    # build would still be in `sys.modules`. Forget it, so an example re-run sees the edit.
+    for library in build.libraries:
+        for module in [m for m in sys.modules if m.split(".")[0] == library.name]:
+            del sys.modules[module]
     conf["reset_modules"] = (*conf["reset_modules"], build.monitor.reset_module)
     conf["call_memory"] = build.monitor.call_memory
     logging.getLogger(GALLERY_LOGGER).addFilter(_drop_failures)
