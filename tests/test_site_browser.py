@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
-from conftest import EXAMPLES
+from conftest import EXAMPLES, ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -111,11 +111,13 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def _pages_to_check() -> list[str]:
+    """The gallery index, each example, the run times and every API reference page."""
+    api_pages = sorted((ROOT / "docs" / "api").glob("*.md"))
     return [
         "generated/gallery/",
         *(f"generated/gallery/{example.stem}/" for example in EXAMPLES),
         "generated/gallery/run-times/",
-        "api/",
+        *("api/" if p.stem == "index" else f"api/{p.stem}/" for p in api_pages),
     ]
 
 

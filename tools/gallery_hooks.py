@@ -53,8 +53,10 @@ from mkdocs.utils import get_relative_url
 log = get_plugin_logger("gallery")
 GALLERY_LOGGER = "mkdocs.plugins.mkdocs-gallery"
 FAILED_MARK = "failed to execute correctly"
-# Inputs that change what an example computes without touching a file.
+# Inputs that change what an example computes without touching a file: quick mode (the
+# spellings of "off" are one value, so that unset and GALLERY_QUICK=0 share the cache).
 KEY_ENVIRONMENT = ("GALLERY_QUICK",)
+_OFF = ("", "0", "false", "no", "off")
 
 
 class _Build:
@@ -79,7 +81,7 @@ class _Build:
         self.monitor = ExampleMonitor(timeout)
 
     def key(self, example: Example) -> str:
-        environment = [f"{name}={os.environ.get(name, '')}" for name in KEY_ENVIRONMENT]
+        environment = [f"{name}={_setting(name)}" for name in KEY_ENVIRONMENT]
         return "/".join(dependency_key(example.source, lib, *environment) for lib in self.libraries)
 
     def failures(self) -> dict[Example, str]:
@@ -292,6 +294,11 @@ def _write_if_changed(path: Path, text: str) -> None:
     if not path.is_file() or path.read_text() != text:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+
+
+def _setting(name: str) -> str:
+    value = os.environ.get(name, "").strip().lower()
+    return "" if value in _OFF else value
 
 
 def _require_build() -> _Build:

@@ -7,9 +7,10 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-# A name in highlighted Python (Pygments classes n, nn, nc, nf), followed by `.attribute`s.
+# A name in highlighted Python (Pygments classes n: name, nn: imported module), followed by
+# `.attribute`s. Names being defined (nc, nf) are left alone.
 _NAME_CHAIN = re.compile(
-    r'<span class="(?:n|nn|nc|nf)">(?P<head>[A-Za-z_]\w*)</span>'
+    r'<span class="(?:n|nn)">(?P<head>[A-Za-z_]\w*)</span>'
     r'(?P<tail>(?:<span class="o">\.</span><span class="n">[A-Za-z_]\w*</span>)*)'
 )
 _TAIL_PART = re.compile(r'<span class="o">\.</span><span class="n">([A-Za-z_]\w*)</span>')
