@@ -2,7 +2,8 @@
 
 Every test builds a tiny site in a temporary folder: a two-module package `tinylib` and a few
 `plot_*.py` examples that write their name to a run log when they execute, so that a test can
-tell which examples a build ran. The real examples are not used here.
+tell which examples a build ran. Only one test uses the real site: the downloaded notebooks of
+the real examples must run in quick mode.
 """
 
 from __future__ import annotations
@@ -355,10 +356,24 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_serve_reports_a_failure_and_keeps_serving(tmp_path: Path) -> None:
+def _wait_for(log_file: Path, text: str, server: subprocess.Popen[bytes], count: int = 1) -> str:
+    """Wait until `text` appears `count` times in the server's log (or it dies); the log."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and server.poll() is None:
+        log = log_file.read_text()
+        if log.count(text) >= count:
+            return log
+        time.sleep(0.5)
+    return log_file.read_text()
+
+
+def test_serve_reports_a_failure_keeps_serving_and_recovers(tmp_path: Path) -> None:
     root = make_project(tmp_path, {"plot_fails": FAILING})
+    config = root / "mkdocs.yml"
+    config.write_text(config.read_text() + "watch: [examples]\n")
     port = _free_port()
-    with (root / "serve.log").open("w") as out:
+    log_file = root / "serve.log"
+    with log_file.open("w") as out:
         server = subprocess.Popen(
             [sys.executable, "-m", "mkdocs", "serve", "--strict", "-a", f"127.0.0.1:{port}"],
             cwd=root,
@@ -367,14 +382,17 @@ def test_serve_reports_a_failure_and_keeps_serving(tmp_path: Path) -> None:
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and server.poll() is None:
-            if "Serving on" in (root / "serve.log").read_text():
-                break
-            time.sleep(0.5)
-        log = (root / "serve.log").read_text()
+        log = _wait_for(log_file, "Serving on", server)
         assert server.poll() is None, f"mkdocs serve died:\n{log}"
         assert "Example plot_fails.py failed" in log and "ZeroDivisionError" in log, log
+        assert runs(root) == ["plot_fails"]
+
+        write_example(root, "plot_fails", **{**FAILING, "call": "tinylib.beta()"})
+        log = _wait_for(log_file, "Documentation built", server, count=2)
+        assert server.poll() is None, f"mkdocs serve died:\n{log}"
+        rebuild = log.split("Detected file changes", 1)[-1]
+        assert "Documentation built" in rebuild and "failed" not in rebuild, log
+        assert runs(root) == ["plot_fails"], "the fixed example ran on the rebuild"
     finally:
         server.terminate()
         server.wait(timeout=30)
