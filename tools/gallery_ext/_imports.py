@@ -42,8 +42,10 @@ class Library:
         for node in ast.parse((root / "__init__.py").read_text()).body:
             if isinstance(node, ast.ImportFrom):
                 module = _absolute(node, f"{name}.__init__", name)
-                if module is not None and module.startswith(name + "."):
-                    for alias in node.names:
+                for alias in node.names:
+                    if module == name:  # `from . import sub`: the name is a submodule
+                        public[alias.asname or alias.name] = f"{name}.{alias.name}"
+                    elif module is not None and module.startswith(name + "."):
                         public[alias.asname or alias.name] = module
         return cls(name, root, public)
 
