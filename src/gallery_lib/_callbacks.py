@@ -42,7 +42,7 @@ class JaxCallback:
     A hook that no callback overrides is not compiled into the loop at all, so the per-batch
     hooks cost nothing unless used (when used, they copy the batch to the host at every step).
 
-    Example:
+    Examples:
         A callback that records the evaluation metrics of every epoch:
 
         >>> import numpy as np

@@ -31,7 +31,7 @@ class CheckpointCallback(JaxCallback):
         every_n_epochs: Save after every `every_n_epochs`-th epoch (and always after the last).
         max_to_keep: Keep only the newest `max_to_keep` checkpoints (`None` keeps all).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> checkpoints = CheckpointCallback(tempfile.mkdtemp(), every_n_epochs=2, max_to_keep=3)
     """

@@ -93,7 +93,7 @@ class JaxTrainer:
             and step.
         shard_batch: Shard batches over the devices when there are several.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> class MeanEstimator:
         ...     def init_train_state(self, rng):
@@ -188,7 +188,7 @@ class JaxTrainer:
             The final training states and the evaluation metrics, every leaf with a leading
             axis of seeds (then, for the metrics, of epochs), as `jax.vmap` of `fit` would.
 
-        Example:
+        Examples:
             A module that learns a constant (the seed only sets the starting point):
 
             >>> import jax, jax.numpy as jnp
