@@ -17,7 +17,7 @@ from ._callbacks import HOOKS_IN_LOOP, JaxCallback, host_view, overrides
 from ._checkpoint import module_name, restore_checkpoint
 from ._early_stopping import EarlyStopping
 from ._loggers import LoggerCallback
-from ._module import JaxModule
+from ._module import JaxModule, Metrics, TrainState
 from ._progress import ProgressBarCallback, from_lightning_progress_bar
 
 PROTOCOL_METHODS = ("init_train_state", "get_batch", "training_step", "evaluate")
@@ -147,8 +147,11 @@ class JaxTrainer:
         self._programs: dict[tuple[Any, ...], tuple[Any, Callable[..., Any]]] = {}
 
     def fit(
-        self, module: JaxModule[Any, Any, Any], rng: jax.Array, ckpt_path: str | None = None
-    ) -> tuple[Any, Any]:
+        self,
+        module: JaxModule[TrainState, Any, Metrics],
+        rng: jax.Array,
+        ckpt_path: str | None = None,
+    ) -> tuple[TrainState, Metrics]:
         """Train `module` from `rng`; return the final training state and evaluation metrics.
 
         Args:
@@ -170,8 +173,11 @@ class JaxTrainer:
         return self._fit(module, rng, ckpt_path, many=False)
 
     def fit_many(
-        self, module: JaxModule[Any, Any, Any], rngs: jax.Array, ckpt_path: str | None = None
-    ) -> tuple[Any, Any]:
+        self,
+        module: JaxModule[TrainState, Any, Metrics],
+        rngs: jax.Array,
+        ckpt_path: str | None = None,
+    ) -> tuple[TrainState, Metrics]:
         """Train one run per key in `rngs` at once (vmapped), in one compiled program.
 
         Each seed's result equals (up to float rounding of batched operations) the result of
