@@ -70,8 +70,9 @@ class JaxTrainer:
     methods over a batch of keys and keeps the hooks outside the vmap, so callbacks, loggers
     and the progress bar see every seed at once (arrays with a leading seed axis; loggers log
     the mean over seeds). `jax.vmap(lambda rng: trainer.fit(module, rng))` also works, but
-    only on a trainer with no callbacks, no logger and no progress bar (the host hooks would
-    otherwise run once per seed); `fit_many` is the supported way.
+    only on a trainer with no callbacks, no logger, no progress bar and no `detect_nan` (host
+    hooks would run once per seed; `fit` raises a `ValueError` saying so); `fit_many` is the
+    supported way.
 
     Several devices: when `jax.device_count() > 1`, each batch (and, in `fit_many`, the
     training state) is sharded along its leading axis over a one-axis mesh of all devices
