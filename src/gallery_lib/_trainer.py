@@ -238,9 +238,9 @@ class JaxTrainer:
                 rng,
                 self.max_epochs,
             )
-        for callback in self.callbacks:
-            callback.setup(self, module, "fit")
         try:
+            for callback in self.callbacks:
+                callback.setup(self, module, "fit")
             program = self._compiled_program(loop_module, module)
             train_state, eval_metrics, status = program(rng, restored, self.start_epoch)
             jax.block_until_ready((train_state, eval_metrics, status))
