@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from trainer_probe import TRUE_BIAS, TRUE_WEIGHTS, LinearRegressionProbe, hand_written_fit
 
-from gallery_lib import EarlyStopping, JaxModule, JaxTrainer, LoggerCallback
+from gallery_lib import EarlyStopping, JaxCallback, JaxModule, JaxTrainer, LoggerCallback
 from gallery_lib._callbacks import host_view
 
 EPOCHS, STEPS = 4, 20
@@ -120,14 +120,25 @@ def test_nan_in_training_metrics_names_epoch_and_step() -> None:
     # The first non-finite loss, found by running the same steps one by one:
     state = module.init_train_state(jax.random.key(0))
     for index in range(30):
+        last_finite = state
         state, batch = module.get_batch(state, index % 10)
         state, metrics = module.training_step(index % 10, state, batch)
         if not np.isfinite(metrics["loss"]):
             break
     epoch, step = divmod(index, 10)
-    trainer = quiet_trainer(max_epochs=3, training_steps_per_epoch=10, detect_nan=True)
+
+    class FinalState(JaxCallback):
+        def on_fit_end(self, trainer, module, train_state):
+            self.weights = train_state.weights
+
+    final = FinalState()
+    trainer = quiet_trainer(
+        max_epochs=3, training_steps_per_epoch=10, detect_nan=True, callbacks=[final]
+    )
     with pytest.raises(FloatingPointError, match=rf"at epoch {epoch}, step {step} "):
         trainer.fit(module, jax.random.key(0))
+    # The hooks saw the last finite state, the one before the failing step.
+    np.testing.assert_allclose(final.weights, last_finite.weights, rtol=1e-4)
 
 
 def test_early_stopping_freezes_the_state_after_the_threshold() -> None:

@@ -89,7 +89,8 @@ class JaxTrainer:
             the mean training metrics of each epoch are logged as `train/<name>` and the
             evaluation metrics as `val/<name>`, at step `(epoch + 1) * training_steps_per_epoch`.
         enable_progress_bar: Show a rich progress bar over epochs (unless `callbacks` has one).
-        detect_nan: Check the training metrics at every step; on a NaN or infinity the
+        detect_nan: Check the training metrics at every step; on a NaN or infinity the state
+            of that step is dropped (hooks and checkpoints keep the last finite one), the
             remaining steps are skipped and `fit` raises `FloatingPointError` naming the epoch
             and step.
         shard_batch: Shard batches over the devices when there are several.
@@ -145,6 +146,7 @@ class JaxTrainer:
         """Evaluation metrics of the epochs before `start_epoch`, read from the checkpoint."""
         self.stopped_epoch: int | None = None
         """The epoch at whose end an `EarlyStopping` callback stopped the last run, if any."""
+        self._fitting_many = False
         self._programs: dict[tuple[Any, ...], tuple[Any, Callable[..., Any]]] = {}
 
     def fit(
@@ -345,7 +347,7 @@ class JaxTrainer:
                 zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics_shape)
                 return state, status, zeros
 
-            ran = ~status.stopped
+            ran, previous = ~status.stopped, state
             state, status, metrics = jax.lax.cond(
                 status.stopped, skip, lambda s, st: step(s, batch_idx, st, epoch), state, status
             )
@@ -354,6 +356,8 @@ class JaxTrainer:
                 for leaf in jax.tree.leaves(metrics):
                     finite &= jnp.all(jnp.isfinite(leaf))
                 bad = ran & ~finite
+                # Keep the last finite state, so that hooks and checkpoints never see NaNs.
+                state = jax.lax.cond(bad, lambda: previous, lambda: state)
                 status = status._replace(
                     stopped=status.stopped | bad,
                     nan_epoch=jnp.where(bad, epoch, status.nan_epoch),
