@@ -43,6 +43,11 @@ SCRIPT = textwrap.dedent(
     assert epochs.batch_rows == 3 * 10 * (64 + 4), epochs.batch_rows
     # fit_many shards the seed axis of the state: it ends spread over all devices.
     assert len(many[0].weights.sharding.device_set) == jax.device_count()
+    if jax.device_count() == 2:
+        # Data parallel: each device computes on half of the 64 rows, gradients are summed.
+        program = trainer._compiled_program(module, module)
+        hlo = program.lower(jax.random.key(0), None, 0).compile().as_text()
+        assert "f32[32,3]" in hlo and "all-reduce" in hlo
     leaves = jax.tree.leaves(host_view((single, many)))
     np.savez(sys.argv[1], jax.device_count(), *leaves)
     """
