@@ -23,7 +23,7 @@ class JaxModule(Protocol[TrainState, Batch, Metrics]):
     other than keys carried in the state), because the trainer traces them once and compiles
     the whole training run.
 
-    The trainer calls them like this (see `JaxTrainer` for the
+    The trainer calls them like this (see [`JaxTrainer`][gallery_lib.JaxTrainer] for the
     full loop):
 
     ```python
@@ -35,7 +35,7 @@ class JaxModule(Protocol[TrainState, Batch, Metrics]):
         eval_metrics = module.evaluate(train_state)
     ```
 
-    Example:
+    Examples:
         A module that learns the mean of a Gaussian by stochastic gradient descent:
 
         >>> import jax, jax.numpy as jnp

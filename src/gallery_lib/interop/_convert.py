@@ -154,7 +154,9 @@ def torch_to_jax(tree: T, *, on_narrowing: OnNarrowing = "warn") -> T:
 
     A contiguous tensor becomes a jax array over the *same* memory (no copy); a broadcast
     (stride-0), sliced or transposed tensor is copied into a compact one first, because jax's
-    DLPack import rejects those layouts. Gradients are detached.
+    DLPack import rejects those layouts. Gradients are detached. Jax on the CPU also copies a
+    tensor whose memory is not aligned to 64 bytes: torch's own allocations are, but a tensor
+    made with `torch.from_numpy` may not be (`tensor.clone()` gives an aligned one).
 
     Args:
         tree: A tensor, or any nest of containers holding tensors.

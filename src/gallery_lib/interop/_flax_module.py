@@ -145,6 +145,10 @@ class FlaxModule(torch.nn.Module):
     it receives `self.training`; in training mode the non-`params` collections are updated in
     place and the random streams named in `rng_streams` get a fresh key at every call.
 
+    `copy.deepcopy` works, but flax modules do not pickle (their default initialisers are local
+    functions): in a `LightningModule` that takes a `FlaxModule` argument, call
+    `self.save_hyperparameters(ignore=[...])` with its name, or checkpoints fail to save.
+
     Args:
         module: The flax linen module. Flax convolutions expect channels last (NHWC).
         example_input: An input (a tensor, or a tuple of tensors for several arguments) used to
