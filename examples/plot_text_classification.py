@@ -68,11 +68,11 @@ print(config)
 #
 # The authors of VADER (C.J. Hutto and E. Gilbert, *VADER: A Parsimonious Rule-based Model
 # for Sentiment Analysis of Social Media Text*, ICWSM 2014) had 10,605 movie-review snippets
-# (sentences of rotten-tomatoes reviews) rated by people on a scale from -4 to +4, and ship the mean ratings in the source distribution of their package, `vaderSentiment`
-# 3.3.2 on PyPI, released under the MIT licence (file
-# `additional_resources/hutto_ICWSM_2014.tar.gz`, member
-# `movieReviewSnippets_GroundTruth.txt`). We fetch that archive through pip, so nothing but the
-# package registry is needed, check it against a pinned sha256 with
+# (sentences of rotten-tomatoes reviews) rated by people on a scale from -4 to +4, and ship
+# the mean ratings in the source distribution of their package, `vaderSentiment` 3.3.2 on
+# PyPI, released under the MIT licence (file `additional_resources/hutto_ICWSM_2014.tar.gz`,
+# member `movieReviewSnippets_GroundTruth.txt`). We fetch that archive through pip, so nothing
+# but the package registry is needed, check it against a pinned sha256 with
 # [`fetch_sdist`][gallery_lib.fetch_sdist], and read it without unpacking it. A snippet whose
 # mean rating is above zero is *positive*, below zero *negative*; the 37 rated exactly zero
 # are dropped.
