@@ -41,8 +41,8 @@ class Config:
     """Corpus: 'vader' (offline, from the vaderSentiment sdist on PyPI), or 'rotten_tomatoes'
     or 'sst2' (Hugging Face `datasets`, needs `pip install datasets` and internet)."""
     model: str = "minilm"
-    """'minilm' (frozen pretrained MiniLM-L6 features + a trained head) or 'scratch'
-    (WordPiece tokenizer trained on the training split + bag of embeddings)."""
+    """'scratch' (WordPiece tokenizer trained on the training split + a bag of embeddings) or
+    'minilm' (the same, beside frozen pretrained MiniLM-L6 features)."""
     epochs: int = 10
     """Passes over the training split."""
     batch_size: int = 64
@@ -597,13 +597,16 @@ ax_curve.axhline(baseline_accuracy, color="gray", lw=1, label="baseline (test)")
 ax_curve.set(xlabel="epoch", ylabel="accuracy", title="Learning curves")
 ax_curve.legend()
 bars = ax_bar.bar(
-    ["tf-idf + LR", f"Lightning ({config.model})"], [baseline_accuracy, test_accuracy]
+    ["tf-idf + LR", f"Lightning ({config.model})"],
+    [baseline_accuracy, test_accuracy],
+    color=["gray", "rebeccapurple"],
 )
 ax_bar.bar_label(bars, fmt="%.3f")
 ax_bar.set(ylim=(0.5, 1.0), ylabel="test accuracy", title="Test accuracy")
 ax_cm.imshow(confusion, cmap="Purples")
 for (row, col), count in np.ndenumerate(confusion):
-    ax_cm.text(col, row, str(count), ha="center", va="center", fontsize=14)
+    color = "white" if count > confusion.max() / 2 else "black"
+    ax_cm.text(col, row, str(count), ha="center", va="center", fontsize=14, color=color)
 ax_cm.set(xticks=[0, 1], yticks=[0, 1], xticklabels=LABELS, yticklabels=LABELS)
 ax_cm.set(xlabel="predicted", ylabel="true", title="Confusion matrix (test)")
 fig.tight_layout()
