@@ -257,7 +257,7 @@ class MiniLMFeatures:
         from tokenizers import Tokenizer
         from transformers import BertModel
 
-        folder = minilm_dir()
+        self.folder = folder = minilm_dir()
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()  # the shipped file pads to 128: we pad per batch instead
         self.tokenizer.enable_truncation(MAX_TOKENS)
@@ -286,12 +286,16 @@ class MiniLMFeatures:
 
     def cached(self, texts: Sequence[str]) -> np.ndarray:
         """Features of `texts`, read from the cache folder when computed before."""
-        key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:20]
-        path = self.cache / f"minilm-l6-layers-mean-{MAX_TOKENS}-{key}.npy"
+        weights = self.folder / "model.safetensors"
+        identity = f"{weights.stat().st_size}-{MAX_TOKENS}\n" + "\n".join(texts)
+        key = hashlib.sha256(identity.encode()).hexdigest()[:20]
+        path = self.cache / f"minilm-l6-layers-mean-{key}.npy"
         if path.is_file():
             return np.load(path)
         features = self(texts)
-        np.save(path, features)
+        partial = path.with_suffix(".partial.npy")
+        np.save(partial, features)
+        partial.replace(path)  # never leave a half-written file under the final name
         return features
 
 
