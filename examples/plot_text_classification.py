@@ -523,7 +523,9 @@ if config.model == "minilm" and not config.subset and config.data_source == "vad
 #
 # The prediction helper runs new text through the same pipeline as the training data and
 # refuses what it cannot classify (an empty string or something that is not a string) with
-# an error saying so, rather than returning a confident guess.
+# an error saying so, rather than returning a confident guess. The last sentence is a trap
+# for models that average words: "bad" and "feared" dominate, and the negation that turns
+# them around is easily lost.
 
 
 def predict(sentences: str | Sequence[str]) -> list[tuple[str, float]]:
@@ -576,7 +578,9 @@ for i in wrong[np.argsort(-np.abs(test_positive[wrong] - 0.5))][:6]:
 # ## Figures
 #
 # Left: the epoch means that Lightning logged to `metrics.csv` (training loss and accuracy
-# are averaged over the epoch with dropout on, which is why validation can look better).
+# are averaged over the epoch with dropout on, which is why validation can look better early
+# on; the dip in the first epochs is the one-cycle schedule warming the learning rate up to
+# its peak, and both curves climb as it anneals).
 # Middle: test accuracy of the model against the baseline. Right: the confusion matrix.
 import csv
 
