@@ -9,6 +9,9 @@ from ._cli import example_config as example_config
 from ._cli import quick_mode as quick_mode
 from ._early_stopping import EarlyStopping as EarlyStopping
 from ._examples import example_definitions as example_definitions
+from ._fetch import cache_dir as cache_dir
+from ._fetch import fetch_sdist as fetch_sdist
+from ._fetch import sha256_of as sha256_of
 from ._loggers import LoggerCallback as LoggerCallback
 from ._module import JaxModule as JaxModule
 from ._progress import ProgressBarCallback as ProgressBarCallback
@@ -28,10 +31,13 @@ __all__ = [
     "LoggerCallback",
     "ProgressBarCallback",
     "X64NarrowingWarning",
+    "cache_dir",
     "example_config",
     "example_definitions",
+    "fetch_sdist",
     "jax_to_torch",
     "quick_mode",
+    "sha256_of",
     "torch_to_jax",
 ]
 __version__ = "0.1.0"
