@@ -1,0 +1,470 @@
+"""
+# Reinforcement learning in Jax: PPO on gymnax, trained end to end
+
+Proximal Policy Optimization (PPO) learns a policy by alternating two phases: it *acts* in a
+batch of environments for a few hundred steps, then it *learns* from what it saw for a few
+passes over that batch, taking care not to move the policy too far from the one that
+collected the data. This example writes the whole algorithm in Jax (flax for the network,
+optax for the optimizer) as a `JaxModule`, and trains it with `JaxTrainer` on gymnax's
+`CartPole-v1`, whose physics is Jax code too. Because environment, policy and update are
+all Jax, the *entire* training run, thousands of environment steps and hundreds of gradient
+steps, compiles to one XLA program: no Python runs between two steps, and `jax.vmap` trains
+many seeds in a single call.
+"""
+
+# %%
+# ## Settings
+#
+# The defaults are the usual CartPole settings of PPO (five environments of 100 steps per
+# update, five epochs of five minibatches): they solve CartPole in a few tens of thousands of
+# environment steps. Run the script with `--help` to change them; `--env-id` takes any gymnax
+# environment whose actions are discrete or continuous (a `Box`).
+import dataclasses
+
+from gallery_lib import example_config
+
+
+@dataclasses.dataclass
+class Config:
+    """Train PPO on a gymnax environment, one seed and then many seeds at once."""
+
+    env_id: str = "CartPole-v1"
+    """gymnax environment id (an unknown id lists the available ones)."""
+    total_steps: int = 100_000
+    """Environment steps of training for each seed."""
+    num_envs: int = 5
+    """Environments stepped in parallel while collecting a rollout."""
+    num_steps: int = 100
+    """Steps taken in each environment per rollout (so a batch has num_envs x num_steps)."""
+    num_epochs: int = 5
+    """Passes over each rollout during the update."""
+    num_minibatches: int = 5
+    """Minibatches per pass; each makes one gradient step."""
+    learning_rate: float = 7.5e-4
+    """Adam step size."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """Trade-off of the advantage estimator between bias (0) and variance (1)."""
+    clip_eps: float = 0.2
+    """How far the new policy's probability ratio may move from 1 before it stops counting."""
+    ent_coef: float = 0.01
+    """Weight of the entropy bonus that keeps the policy exploring."""
+    vf_coef: float = 0.5
+    """Weight of the value-function loss."""
+    max_grad_norm: float = 0.5
+    """Gradients are rescaled to at most this global norm."""
+    hidden_size: int = 64
+    """Width of the two hidden layers of the actor and of the critic."""
+    evals: int = 20
+    """Evaluations over training (the trainer's epochs); the learning curve has this many points."""
+    eval_episodes: int = 16
+    """Episodes per evaluation, played with the greedy policy."""
+    seed: int = 0
+    """Seed of the single-seed run; the multi-seed run uses seeds seed, seed+1, ..."""
+    num_seeds: int = 8
+    """Seeds trained at once with jax.vmap."""
+    solved_return: float = 475.0
+    """Mean evaluation return counted as solved (CartPole-v1's threshold)."""
+
+
+config = example_config(
+    Config, quick={"total_steps": 10_000, "evals": 4, "num_seeds": 2, "eval_episodes": 4}
+)
+print(config)
+
+# %%
+# ## The environment
+#
+# gymnax environments are pure functions: `env.reset(key, params)` returns an observation
+# and a state, `env.step(key, state, action, params)` the next ones with the reward and two
+# flags, `terminated` (the pole fell) and `truncated` (the time limit, 500 steps for
+# CartPole). A finished episode is reset inside `step`; the observation that ended it is
+# kept in `info["final_observation"]`. Since they are pure, `jax.vmap` runs a batch of them.
+import gymnax
+from gymnax.environments import spaces
+
+
+def make_env(env_id: str) -> tuple[gymnax.environments.environment.Environment, object]:
+    """The gymnax environment `env_id` and its default parameters."""
+    if env_id not in gymnax.registered_envs:
+        raise SystemExit(
+            f"Unknown environment id {env_id!r}. Available gymnax environments:\n  "
+            + "\n  ".join(gymnax.registered_envs)
+        )
+    env, env_params = gymnax.make(env_id)
+    action_space = env.action_space(env_params)
+    if not isinstance(action_space, spaces.Discrete | spaces.Box):
+        raise SystemExit(
+            f"{env_id} has a {type(action_space).__name__} action space; this PPO handles "
+            "Discrete and Box action spaces. Pick another environment."
+        )
+    return env, env_params
+
+
+env, env_params = make_env(config.env_id)
+print(env.name, env.observation_space(env_params).shape, env.action_space(env_params))
+
+# %%
+# ## The policy and the value function
+#
+# PPO is an *actor-critic* method: the actor maps an observation to a distribution over
+# actions, the critic to an estimate of the return to come (the value). Two small MLPs. For
+# discrete actions the actor outputs logits of a categorical distribution; for continuous
+# actions, the mean of a Gaussian whose log standard deviation is a learned parameter.
+# The distributions are flax structs, so a network can return them from inside `jit`.
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen as nn
+from flax import struct
+
+
+class Categorical(struct.PyTreeNode):
+    """A categorical distribution given by its logits (last axis)."""
+
+    logits: jax.Array
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        return jax.random.categorical(key, self.logits)
+
+    def mode(self) -> jax.Array:
+        return jnp.argmax(self.logits, axis=-1)
+
+    def log_prob(self, action: jax.Array) -> jax.Array:
+        log_probs = jax.nn.log_softmax(self.logits)
+        return jnp.take_along_axis(log_probs, action[..., None].astype(jnp.int32), -1)[..., 0]
+
+    def entropy(self) -> jax.Array:
+        log_probs = jax.nn.log_softmax(self.logits)
+        return -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1)
+
+
+class Gaussian(struct.PyTreeNode):
+    """A diagonal Gaussian over actions (last axis)."""
+
+    mean: jax.Array
+    log_std: jax.Array
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        return self.mean + jnp.exp(self.log_std) * jax.random.normal(key, self.mean.shape)
+
+    def mode(self) -> jax.Array:
+        return self.mean
+
+    def log_prob(self, action: jax.Array) -> jax.Array:
+        z = (action - self.mean) * jnp.exp(-self.log_std)
+        return jnp.sum(-0.5 * z**2 - self.log_std - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
+
+    def entropy(self) -> jax.Array:
+        per_dim = 0.5 + 0.5 * jnp.log(2 * jnp.pi) + self.log_std
+        return jnp.sum(jnp.broadcast_to(per_dim, self.mean.shape), axis=-1)
+
+
+class ActorCritic(nn.Module):
+    """Separate actor and critic MLPs over flat observations."""
+
+    action_dim: int
+    discrete: bool
+    hidden_size: int = 64
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[Categorical | Gaussian, jax.Array]:
+        def mlp(x: jax.Array, out: int, out_scale: float) -> jax.Array:
+            for _ in range(2):
+                x = nn.tanh(nn.Dense(self.hidden_size, kernel_init=nn.initializers.orthogonal(np.sqrt(2)))(x))
+            return nn.Dense(out, kernel_init=nn.initializers.orthogonal(out_scale))(x)
+
+        actor_out = mlp(obs, self.action_dim, 0.01)
+        value = mlp(obs, 1, 1.0)[..., 0]
+        if self.discrete:
+            return Categorical(actor_out), value
+        log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+        return Gaussian(actor_out, log_std), value
+
+
+# %%
+# ## The state of training and the hyper-parameters
+#
+# Everything that changes during training lives in one typed pytree, `PPOState`: network
+# parameters, optimizer state, the environments' states and last observations, and the
+# random key. The hyper-parameters that are numbers (learning rate, discount, clipping, ...)
+# are *leaves* of another pytree, `PPOHParams`, so they can be traced values: `jax.vmap` can
+# train several learning rates at once just as it trains several seeds. Sizes that shape the
+# arrays (numbers of environments, steps, minibatches) cannot be traced; they are static
+# fields of the module.
+import optax
+
+
+class PPOHParams(struct.PyTreeNode):
+    """Numeric hyper-parameters of PPO (pytree leaves: they may be traced or vmapped)."""
+
+    learning_rate: float | jax.Array = 7.5e-4
+    gamma: float | jax.Array = 0.99
+    gae_lambda: float | jax.Array = 0.95
+    clip_eps: float | jax.Array = 0.2
+    ent_coef: float | jax.Array = 0.01
+    vf_coef: float | jax.Array = 0.5
+    max_grad_norm: float | jax.Array = 0.5
+
+
+class PPOState(struct.PyTreeNode):
+    """Everything that changes during training."""
+
+    params: dict
+    opt_state: optax.OptState
+    env_state: object
+    obs: jax.Array
+    rng: jax.Array
+    env_steps: jax.Array
+
+
+class Rollout(struct.PyTreeNode):
+    """A batch of transitions, each field shaped (num_steps, num_envs, ...)."""
+
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    final_obs: jax.Array
+    last_obs: jax.Array
+
+
+def flat_obs(obs: jax.Array, batch_dims: int) -> jax.Array:
+    """Observations as float vectors, whatever the environment's observation shape."""
+    return obs.reshape(*obs.shape[:batch_dims], -1).astype(jnp.float32)
+
+
+# %%
+# ## PPO as a `JaxModule`
+#
+# The four methods of the [`JaxModule`][gallery_lib.JaxModule] protocol hold the whole
+# algorithm:
+#
+# - `init_train_state` initialises the networks, the optimizer and the environments;
+# - `get_batch` is the *rollout*: a `lax.scan` over `num_steps` in which the policy samples
+#   actions for all environments and `jax.vmap(env.step)` advances them;
+# - `training_step` computes advantages with *generalized advantage estimation* (GAE, a
+#   backwards `lax.scan`), then does `num_epochs` passes of `num_minibatches` gradient steps
+#   on the clipped PPO loss, over shuffled minibatches;
+# - `evaluate` plays `eval_episodes` full episodes with the greedy policy (a `while_loop`
+#   that stops when every episode is over) and returns their mean return.
+#
+# The losses, for a minibatch of transitions with advantages $A$ and return targets $R$:
+#
+# - actor: with $r = \pi_\theta(a|s) / \pi_{old}(a|s)$, maximise
+#   $\min(r A, \mathrm{clip}(r, 1-\epsilon, 1+\epsilon) A)$: once the ratio leaves
+#   $[1-\epsilon, 1+\epsilon]$ in the direction the advantage favours, the gradient vanishes,
+#   which keeps each update *proximal*;
+# - critic: the squared error to $R$, with the same clipping around the old value;
+# - an entropy bonus, so the policy does not become deterministic too early.
+#
+# A time limit is not a failure: when an episode is truncated, the value of its final
+# observation is added to the last reward (bootstrapping), which GAE would otherwise treat
+# as zero.
+
+
+class PPO(struct.PyTreeNode):
+    """Proximal Policy Optimization on a gymnax environment, as a `JaxModule`."""
+
+    env: gymnax.environments.environment.Environment = struct.field(pytree_node=False)
+    env_params: object
+    hparams: PPOHParams = PPOHParams()
+    network: ActorCritic = struct.field(pytree_node=False, default=None)
+    num_envs: int = struct.field(pytree_node=False, default=5)
+    num_steps: int = struct.field(pytree_node=False, default=100)
+    num_epochs: int = struct.field(pytree_node=False, default=5)
+    num_minibatches: int = struct.field(pytree_node=False, default=5)
+    eval_episodes: int = struct.field(pytree_node=False, default=16)
+
+    @classmethod
+    def create(cls, env, env_params, hidden_size: int = 64, **kwargs) -> "PPO":
+        action_space = env.action_space(env_params)
+        discrete = isinstance(action_space, spaces.Discrete)
+        action_dim = action_space.n if discrete else int(np.prod(action_space.shape))
+        network = ActorCritic(action_dim, discrete, hidden_size)
+        return cls(env=env, env_params=env_params, network=network, **kwargs)
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.num_steps
+
+    def optimizer(self) -> optax.GradientTransformation:
+        # Built from the hyper-parameters each time: they may be traced values. Flattening
+        # the parameters into one vector makes Adam one fused operation instead of one per
+        # weight matrix, which matters when the networks are this small.
+        hp = self.hparams
+        return optax.flatten(
+            optax.chain(
+                optax.clip_by_global_norm(hp.max_grad_norm),
+                optax.adam(hp.learning_rate, eps=1e-5),
+            )
+        )
+
+    def to_env_action(self, action: jax.Array) -> jax.Array:
+        space = self.env.action_space(self.env_params)
+        if isinstance(space, spaces.Discrete):
+            return action
+        return jnp.clip(action, space.low, space.high).reshape(*action.shape[:-1], *space.shape)
+
+    def init_train_state(self, rng: jax.Array) -> PPOState:
+        rng, net_key, env_key = jax.random.split(rng, 3)
+        obs, env_state = jax.vmap(self.env.reset, in_axes=(0, None))(
+            jax.random.split(env_key, self.num_envs), self.env_params
+        )
+        obs = flat_obs(obs, 1)
+        params = self.network.init(net_key, obs)
+        return PPOState(
+            params=params,
+            opt_state=self.optimizer().init(params),
+            env_state=env_state,
+            obs=obs,
+            rng=rng,
+            env_steps=jnp.zeros((), jnp.int32),
+        )
+
+    def get_batch(self, train_state: PPOState, batch_idx: int | jax.Array) -> tuple[PPOState, Rollout]:
+        def env_step(carry, _):
+            env_state, obs, rng = carry
+            rng, act_key, step_key = jax.random.split(rng, 3)
+            pi, value = self.network.apply(train_state.params, obs)
+            action = pi.sample(act_key)
+            next_obs, env_state, reward, terminated, truncated, info = jax.vmap(
+                self.env.step, in_axes=(0, 0, 0, None)
+            )(jax.random.split(step_key, self.num_envs), env_state, self.to_env_action(action), self.env_params)
+            transition = (
+                obs,
+                action,
+                pi.log_prob(action),
+                value,
+                reward.astype(jnp.float32),
+                terminated,
+                # An episode both terminated and at its time limit is a termination.
+                truncated & ~terminated,
+                flat_obs(info["final_observation"], 1),
+            )
+            return (env_state, flat_obs(next_obs, 1), rng), transition
+
+        (env_state, obs, rng), transitions = jax.lax.scan(
+            env_step, (train_state.env_state, train_state.obs, train_state.rng), length=self.num_steps
+        )
+        rollout = Rollout(*transitions, last_obs=obs)
+        train_state = train_state.replace(
+            env_state=env_state, obs=obs, rng=rng, env_steps=train_state.env_steps + self.batch_size
+        )
+        return train_state, rollout
+
+    def advantages(self, params: dict, rollout: Rollout) -> tuple[jax.Array, jax.Array]:
+        """GAE advantages and return targets of a rollout, each shaped (num_steps, num_envs)."""
+        hp = self.hparams
+        # One batched pass of the critic over the episodes' final and the rollout's last
+        # observations, rather than one per step inside the rollout.
+        _, final_values = self.network.apply(params, rollout.final_obs)
+        _, last_value = self.network.apply(params, rollout.last_obs)
+        reward = rollout.reward + hp.gamma * final_values * rollout.truncated
+        episode_goes_on = 1.0 - (rollout.terminated | rollout.truncated)
+
+        def backwards(carry, step):
+            advantage, next_value = carry
+            reward, value, goes_on = step
+            delta = reward + hp.gamma * next_value * goes_on - value
+            advantage = delta + hp.gamma * hp.gae_lambda * goes_on * advantage
+            return (advantage, value), advantage
+
+        _, advantages = jax.lax.scan(
+            backwards,
+            (jnp.zeros_like(last_value), last_value),
+            (reward, rollout.value, episode_goes_on),
+            reverse=True,
+        )
+        return advantages, advantages + rollout.value
+
+    def loss(self, params: dict, minibatch: dict) -> tuple[jax.Array, dict]:
+        hp = self.hparams
+        pi, value = self.network.apply(params, minibatch["obs"])
+        log_ratio = pi.log_prob(minibatch["action"]) - minibatch["log_prob"]
+        ratio = jnp.exp(log_ratio)
+        advantages = minibatch["advantages"]
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        actor_loss = -jnp.mean(
+            jnp.minimum(ratio * advantages, jnp.clip(ratio, 1 - hp.clip_eps, 1 + hp.clip_eps) * advantages)
+        )
+        old_value = minibatch["value"]
+        value_clipped = old_value + jnp.clip(value - old_value, -hp.clip_eps, hp.clip_eps)
+        value_loss = 0.5 * jnp.mean(
+            jnp.maximum((value - minibatch["targets"]) ** 2, (value_clipped - minibatch["targets"]) ** 2)
+        )
+        entropy = jnp.mean(pi.entropy())
+        total = actor_loss + hp.vf_coef * value_loss - hp.ent_coef * entropy
+        return total, {
+            "actor_loss": actor_loss,
+            "value_loss": value_loss,
+            "entropy": entropy,
+            "approx_kl": jnp.mean((ratio - 1) - log_ratio),
+            "clip_fraction": jnp.mean(jnp.abs(ratio - 1) > hp.clip_eps),
+        }
+
+    def training_step(self, batch_idx: int | jax.Array, train_state: PPOState, batch: Rollout) -> tuple[PPOState, dict]:
+        advantages, targets = self.advantages(train_state.params, batch)
+        # Flatten (num_steps, num_envs) into one axis of samples.
+        data = {
+            "obs": batch.obs,
+            "action": batch.action,
+            "log_prob": batch.log_prob,
+            "value": batch.value,
+            "advantages": advantages,
+            "targets": targets,
+        }
+        data = jax.tree.map(lambda x: x.reshape(self.batch_size, *x.shape[2:]), data)
+        optimizer = self.optimizer()
+
+        def gradient_step(carry, minibatch):
+            params, opt_state = carry
+            grads, metrics = jax.grad(self.loss, has_aux=True)(params, minibatch)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), metrics
+
+        def epoch(carry, key):
+            order = jax.random.permutation(key, self.batch_size)
+            minibatches = jax.tree.map(
+                lambda x: x[order].reshape(self.num_minibatches, -1, *x.shape[1:]), data
+            )
+            return jax.lax.scan(gradient_step, carry, minibatches)
+
+        rng, *epoch_keys = jax.random.split(train_state.rng, self.num_epochs + 1)
+        (params, opt_state), metrics = jax.lax.scan(
+            epoch, (train_state.params, train_state.opt_state), jnp.stack(epoch_keys)
+        )
+        train_state = train_state.replace(params=params, opt_state=opt_state, rng=rng)
+        return train_state, jax.tree.map(jnp.mean, metrics)
+
+    def evaluate(self, train_state: PPOState) -> dict:
+        rng, reset_key, loop_key = jax.random.split(train_state.rng, 3)
+        obs, env_state = jax.vmap(self.env.reset, in_axes=(0, None))(
+            jax.random.split(reset_key, self.eval_episodes), self.env_params
+        )
+        max_steps = self.env_params.max_steps_in_episode
+
+        def still_playing(carry):
+            _, _, _, alive, _, t = carry
+            return jnp.any(alive) & (t < max_steps)
+
+        def play(carry):
+            env_state, obs, key, alive, returns, t = carry
+            key, step_key = jax.random.split(key)
+            pi, _ = self.network.apply(train_state.params, flat_obs(obs, 1))
+            obs, env_state, reward, terminated, truncated, _ = jax.vmap(
+                self.env.step, in_axes=(0, 0, 0, None)
+            )(jax.random.split(step_key, self.eval_episodes), env_state, self.to_env_action(pi.mode()), self.env_params)
+            returns = returns + alive * reward
+            alive = alive & ~(terminated | truncated)
+            return env_state, obs, key, alive, returns, t + 1
+
+        alive = jnp.ones(self.eval_episodes, bool)
+        returns = jnp.zeros(self.eval_episodes, jnp.float32)
+        carry = (env_state, obs, loop_key, alive, returns, jnp.zeros((), jnp.int32))
+        returns = jax.lax.while_loop(still_playing, play, carry)[4]
+        return {"eval_return": returns.mean(), "env_steps": train_state.env_steps}
