@@ -316,7 +316,13 @@ class PPO(struct.PyTreeNode):
         discrete = isinstance(action_space, spaces.Discrete)
         action_dim = action_space.n if discrete else int(np.prod(action_space.shape))
         network = ActorCritic(action_dim, discrete, hidden_size)
-        return cls(env=env, env_params=env_params, network=network, **kwargs)
+        module = cls(env=env, env_params=env_params, network=network, **kwargs)
+        if module.batch_size % module.num_minibatches:
+            raise ValueError(
+                f"num_envs x num_steps = {module.batch_size} does not split into "
+                f"{module.num_minibatches} equal minibatches; pick a divisor of it."
+            )
+        return module
 
     @property
     def batch_size(self) -> int:
@@ -535,3 +541,176 @@ class PPO(struct.PyTreeNode):
         carry = (env_state, obs, alive, returns, jnp.zeros((), jnp.int32))
         returns = jax.lax.while_loop(still_playing, play, carry)[3]
         return {"eval_return": returns.mean(), "env_steps": train_state.env_steps}
+
+
+# %%
+# ## Training one seed with `JaxTrainer`
+#
+# [`JaxTrainer`][gallery_lib.JaxTrainer] runs `evals` epochs of `training_steps_per_epoch`
+# PPO iterations (a rollout and an update each), evaluating after every epoch. Its `fit`
+# traces the four methods once and compiles the *whole run*, every rollout, update and
+# evaluation, into one XLA program: after compilation no Python runs until training is over,
+# which is why a small network on a cheap environment trains at hundreds of thousands of
+# environment steps per second. The first `fit` pays the compilation; a second `fit` of the
+# same module reuses the compiled program, so the difference of the two is the compile time.
+import time
+
+from gallery_lib import JaxTrainer
+
+module = PPO.create(
+    env,
+    env_params,
+    hidden_size=config.hidden_size,
+    hparams=PPOHParams(
+        learning_rate=config.learning_rate,
+        gamma=config.gamma,
+        gae_lambda=config.gae_lambda,
+        clip_eps=config.clip_eps,
+        ent_coef=config.ent_coef,
+        vf_coef=config.vf_coef,
+        max_grad_norm=config.max_grad_norm,
+    ),
+    num_envs=config.num_envs,
+    num_steps=config.num_steps,
+    num_epochs=config.num_epochs,
+    num_minibatches=config.num_minibatches,
+    eval_episodes=config.eval_episodes,
+)
+iterations_per_eval = max(1, config.total_steps // (module.batch_size * config.evals))
+trainer = JaxTrainer(
+    max_epochs=config.evals,
+    training_steps_per_epoch=iterations_per_eval,
+    enable_progress_bar=False,
+)
+env_steps = config.evals * iterations_per_eval * module.batch_size
+
+
+def timed_fit(seed: int) -> tuple[float, PPOState, dict]:
+    start = time.perf_counter()
+    train_state, eval_metrics = trainer.fit(module, jax.random.key(seed))
+    jax.block_until_ready(eval_metrics)
+    return time.perf_counter() - start, train_state, eval_metrics
+
+
+first_time, train_state, eval_metrics = timed_fit(config.seed)
+run_time, _, _ = timed_fit(config.seed)
+compile_time = max(first_time - run_time, 0.0)
+curve_steps = np.asarray(eval_metrics["env_steps"])
+curve = np.asarray(eval_metrics["eval_return"])
+solved = np.flatnonzero(curve >= config.solved_return)
+# Epochs take equal time, so the run reaches an epoch at that fraction of its duration.
+time_to_solve = (
+    compile_time + run_time * (solved[0] + 1) / config.evals if solved.size else float("nan")
+)
+print(f"{env_steps:,} env steps: compile {compile_time:.1f} s, run {run_time:.2f} s")
+print(f"{env_steps / run_time:,.0f} env steps/s after compilation")
+print("mean evaluation return by epoch:", np.round(curve).astype(int).tolist())
+
+# %%
+# ## Many seeds at once
+#
+# A reinforcement-learning result from one seed is an anecdote. Because the whole run is a
+# pure function of its key, `jax.vmap` turns it into a run of many seeds in one program:
+# [`JaxTrainer.fit_many`][gallery_lib.JaxTrainer.fit_many] vmaps the module's methods over a
+# batch of keys, and every matrix product of the networks now serves all seeds at once.
+# On a machine with several devices (or CPU "devices", see the benchmark), the trainer
+# shards the seeds over them.
+start = time.perf_counter()
+seed_keys = jax.random.split(jax.random.key(config.seed), config.num_seeds)
+_, many_metrics = trainer.fit_many(module, seed_keys)
+jax.block_until_ready(many_metrics)
+many_time = time.perf_counter() - start
+curves = np.asarray(many_metrics["eval_return"])  # (num_seeds, evals)
+print(
+    f"{config.num_seeds} seeds x {env_steps:,} env steps in {many_time:.1f} s, compile "
+    f"included; final mean return {curves[:, -1].mean():.1f} (min {curves[:, -1].min():.0f})"
+)
+
+# %%
+# ## The trained policy at work
+#
+# One episode played by the greedy policy of the single-seed run, recorded as the sequence
+# of observations (for CartPole: cart position, cart velocity, pole angle, pole angular
+# velocity). A `lax.scan` over the episode's length, like the evaluation, but keeping every
+# observation.
+
+
+@jax.jit
+def play_episode(params: dict, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    obs, state = env.reset(key, env_params)
+
+    def step(carry, key):
+        obs, state, alive = carry
+        pi, _ = module.network.apply(params, flat_obs(obs[None], 1))
+        action = module.to_env_action(pi.mode())[0]
+        next_obs, state, reward, terminated, _ = env.step_env(key, state, action, env_params)
+        return (next_obs, state, alive & ~terminated), (obs, reward * alive)
+
+    keys = jax.random.split(key, env_params.max_steps_in_episode)
+    _, (observations, rewards) = jax.lax.scan(step, (obs, state, jnp.bool_(True)), keys)
+    return observations, rewards
+
+
+observations, rewards = play_episode(train_state.params, jax.random.key(config.seed + 1000))
+episode_length = int(np.count_nonzero(np.asarray(rewards)))
+observations = np.asarray(observations)[: max(episode_length, 1)]
+print(f"episode return {float(rewards.sum()):.0f} over {episode_length} steps")
+
+# %%
+# ## Figures
+#
+# Left to right: the episode above as a filmstrip (CartPole is drawn from its observations:
+# the cart at its position, the pole at its angle), the learning curve of the single seed,
+# and the seeds trained together, as their mean and the band between the best and the worst.
+import matplotlib.pyplot as plt
+from matplotlib.patches import Rectangle
+
+frames = 8
+fig_film, axes = plt.subplots(1, frames, figsize=(12, 2.2), sharey=True)
+for ax, t in zip(axes, np.linspace(0, len(observations) - 1, frames).astype(int), strict=True):
+    if config.env_id == "CartPole-v1":
+        x, theta = observations[t, 0], observations[t, 2]
+        ax.add_patch(Rectangle((x - 0.25, -0.1), 0.5, 0.2, color="tab:blue"))
+        ax.plot([x, x + np.sin(theta)], [0.1, 0.1 + np.cos(theta)], lw=4, color="tab:orange")
+        ax.axhline(-0.1, color="gray", lw=1)
+        ax.set(xlim=(-2.4, 2.4), ylim=(-0.3, 1.3), xticks=[], yticks=[])
+    else:
+        ax.bar(range(observations.shape[1]), observations[t])
+        ax.set_xticks([])
+    ax.set_title(f"t={t}", fontsize=9)
+fig_film.suptitle(f"{config.env_id}: one episode of the trained greedy policy")
+fig_film.tight_layout()
+
+fig, (ax_one, ax_many) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+ax_one.plot(curve_steps, curve, marker="o")
+ax_one.axhline(config.solved_return, color="gray", ls="--", label="solved")
+ax_one.set(xlabel="environment steps", ylabel="mean evaluation return", title="One seed")
+ax_one.legend()
+mean, std = curves.mean(0), curves.std(0)
+ax_many.fill_between(curve_steps, curves.min(0), curves.max(0), alpha=0.2, label="min-max")
+ax_many.fill_between(curve_steps, mean - std, mean + std, alpha=0.3, label="mean ± std")
+ax_many.plot(curve_steps, mean, lw=2, label="mean")
+ax_many.axhline(config.solved_return, color="gray", ls="--")
+ax_many.set(xlabel="environment steps", title=f"{config.num_seeds} seeds trained with jax.vmap")
+ax_many.legend()
+fig.tight_layout()
+
+# %%
+# ## What it cost
+#
+# Measured in this run of the page (the docs build shares its machine, so treat them as
+# orders of magnitude; `benchmarks/bench_ppo.py` measures ratios on a quiet machine):
+solved_text = f"{time_to_solve:.1f} s" if solved.size else "not reached"
+rows = [
+    ("env steps/s, one seed (after compilation)", f"{env_steps / run_time:,.0f}"),
+    ("compile time, one seed", f"{compile_time:.1f} s"),
+    (f"time to mean return {config.solved_return:.0f}, compile included", solved_text),
+    (
+        f"env steps/s, {config.num_seeds} seeds (compile included)",
+        f"{config.num_seeds * env_steps / many_time:,.0f}",
+    ),
+]
+width = max(len(name) for name, _ in rows)
+for name, value in rows:
+    print(f"{name:<{width}}  {value:>12}")
+plt.show()
