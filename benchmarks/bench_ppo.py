@@ -8,8 +8,9 @@ subprocess, with a timeout (multi-device CPU runs have been seen to deadlock):
 
 - one seed: the process is pinned to one core (one seed uses one core; pinning also keeps
   XLA from waiting on a busy second core), rejax and the example interleaved, repeated;
-- many seeds: `JaxTrainer.fit_many` over 8 seeds in a process with 2 host devices
-  (`--xla_force_host_platform_device_count=2`), the trainer sharding the seeds over them.
+- many seeds: 8 seeds in a process with 2 host devices
+  (`--xla_force_host_platform_device_count=2`), `jax.pmap` over the devices of `jax.vmap` over
+  4 seeds each of the bare `JaxTrainer.fit` loop.
 
 Compile time is the first call minus a compiled call (so it includes tracing). Time to a
 mean evaluation return of 475 is compile time plus the run time up to the first evaluation
@@ -146,7 +147,7 @@ def child(kind: str, repeats: int) -> None:
     if kind == "single":
         fits["rejax 0.1.3"] = rejax_fit()
     else:
-        fits = {"example, 8 seeds (fit_many)": example_fit(namespace, many=8)}
+        fits = {"example, 8 seeds (pmap of vmap)": example_fit(namespace, many=8)}
     results = {name: {"first": timed(fit, 0), "runs": []} for name, fit in fits.items()}
     for repeat in range(repeats):
         for name, fit in fits.items():
@@ -201,9 +202,13 @@ def main() -> None:
         return
     load = os.getloadavg()[0]
     single = run_child("single", args.repeats, 1, args.timeout)
-    many = run_child("many", max(2, args.repeats // 2), 2, args.timeout)
+    try:
+        many = run_child("many", max(2, args.repeats // 2), 2, args.timeout)
+    except (SystemExit, subprocess.TimeoutExpired) as error:
+        print(f"many-seed run on 2 devices gave no result: {str(error)[:300]}")
+        many = None
     ours, rejax = single["example (JaxTrainer)"], single["rejax 0.1.3"]
-    sharded = many["example, 8 seeds (fit_many)"]
+    sharded = many["example, 8 seeds (pmap of vmap)"] if many else None
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     machine = platform.processor() or platform.machine()
     print(f"# {stamp}, {machine}, {os.cpu_count()} cores, load average {load:.1f} at start")
@@ -225,8 +230,9 @@ def main() -> None:
     rows = [
         ("rejax 0.1.3, one seed, 1 core", rejax),
         ("example via JaxTrainer, one seed, 1 core", ours),
-        (f"example, 8 seeds sharded over {many['devices']} devices", sharded),
     ]
+    if sharded:
+        rows.append((f"example, 8 seeds sharded over {many['devices']} devices", sharded))
     for name, r in rows:
         solve = f"{r['time_to_solve_s']:.1f}" if r["time_to_solve_s"] is not None else "-"
         cells = (
@@ -246,8 +252,9 @@ def main() -> None:
         f"one seed, example / rejax: {wall_ratio:.2f}x wall, {cpu_ratio:.2f}x per CPU-s "
         "(target >= 1.3x)"
     )
-    scale = sharded["steps_per_s"] / ours["steps_per_s"]
-    print(f"8 seeds on 2 devices / one seed: {scale:.2f}x (target >= 1.8x)")
+    if sharded:
+        scale = sharded["steps_per_s"] / ours["steps_per_s"]
+        print(f"8 seeds on 2 devices / one seed: {scale:.2f}x (target >= 1.8x)")
     print(
         f"time to 475, one seed, compile included: {ours['time_to_solve_s']:.1f} s (target <= 6 s)"
     )
