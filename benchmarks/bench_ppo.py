@@ -9,8 +9,8 @@ subprocess, with a timeout (multi-device CPU runs have been seen to deadlock):
 - one seed: the process is pinned to one core (one seed uses one core; pinning also keeps
   XLA from waiting on a busy second core), rejax and the example interleaved, repeated;
 - many seeds: 8 seeds in a process with 2 host devices
-  (`--xla_force_host_platform_device_count=2`), `jax.pmap` over the devices of `jax.vmap` over
-  4 seeds each of the bare `JaxTrainer.fit` loop.
+  (`--xla_force_host_platform_device_count=2`), `JaxTrainer.fit_many`, which shards the seed
+  axis over the devices (4 seeds on each).
 
 Compile time is the first call minus a compiled call (so it includes tracing). Time to a
 mean evaluation return of 475 is compile time plus the run time up to the first evaluation
@@ -147,7 +147,7 @@ def child(kind: str, repeats: int) -> None:
     if kind == "single":
         fits["rejax 0.1.3"] = rejax_fit()
     else:
-        fits = {"example, 8 seeds (pmap of vmap)": example_fit(namespace, many=8)}
+        fits = {"example, 8 seeds (fit_many, sharded)": example_fit(namespace, many=8)}
     results = {name: {"first": timed(fit, 0), "runs": []} for name, fit in fits.items()}
     for repeat in range(repeats):
         for name, fit in fits.items():
@@ -208,7 +208,7 @@ def main() -> None:
         print(f"many-seed run on 2 devices gave no result: {str(error)[:300]}")
         many = None
     ours, rejax = single["example (JaxTrainer)"], single["rejax 0.1.3"]
-    sharded = many["example, 8 seeds (pmap of vmap)"] if many else None
+    sharded = many["example, 8 seeds (fit_many, sharded)"] if many else None
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     machine = platform.processor() or platform.machine()
     print(f"# {stamp}, {machine}, {os.cpu_count()} cores, load average {load:.1f} at start")

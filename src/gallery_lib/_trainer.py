@@ -228,7 +228,7 @@ class JaxTrainer:
             program = self._compiled_program(module, module)
             train_state, eval_metrics, _ = program(rng, None, 0)
             return train_state, eval_metrics
-        loop_module = SeedBatchedModule(module) if many else module
+        loop_module = SeedBatchedModule(module, self._seed_mesh(rng)) if many else module
         self.start_epoch, self.restored_eval_history, self.stopped_epoch = 0, None, None
         self._fitting_many = many
         restored = None
@@ -240,6 +240,8 @@ class JaxTrainer:
                 rng,
                 self.max_epochs,
             )
+        if many and restored is None and loop_module.mesh is not None:
+            restored = self._init_on_one_device(loop_module, rng)
         try:
             for callback in self.callbacks:
                 callback.setup(self, module, "fit")
@@ -261,6 +263,25 @@ class JaxTrainer:
         if many:
             eval_metrics = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), eval_metrics)
         return train_state, eval_metrics
+
+    def _init_on_one_device(self, loop_module: Any, rngs: jax.Array) -> Any:
+        """The seeds' initial states, computed by a one-device program, then sharded.
+
+        Initialization can hold batched LAPACK calls (flax's orthogonal initializer is a QR
+        factorization); vmapped over seeds, jaxlib splits them over XLA's intra-op thread
+        pool and waits for the pieces. In one program over several host devices, every pool
+        thread can be such a waiting device (2 forced devices on 2 cores): nothing runs the
+        pieces and the program hangs at 0% CPU. Run on one device, a pool thread is free.
+        """
+        state = jax.jit(SeedBatchedModule(loop_module.module).init_train_state)(rngs)
+        return jax.device_put(state, NamedSharding(loop_module.mesh, PartitionSpec("data")))
+
+    def _seed_mesh(self, rngs: jax.Array) -> Mesh | None:
+        """The mesh `fit_many` splits the seeds over, or None to keep them on one device."""
+        devices = jax.devices()
+        if not self.shard_batch or len(devices) == 1 or len(rngs) % len(devices):
+            return None
+        return Mesh(np.array(devices), ("data",))
 
     def _check_traceable(self, ckpt_path: str | None) -> None:
         """Inside `jax.vmap` or `jax.jit`, only the bare loop can run (see the class docstring)."""
@@ -288,7 +309,7 @@ class JaxTrainer:
 
     def _compiled_program(self, loop_module: Any, module: Any) -> Any:
         """The jitted run for `module`, made once so that later fits reuse its compilation."""
-        key = (id(module), type(loop_module))
+        key = (id(module), type(loop_module), getattr(loop_module, "mesh", None))
         if key not in self._programs or self._programs[key][0] is not module:
             run = functools.partial(self._program, loop_module, module)
             # The first epoch is static: it sets the length of the scan over epochs.
@@ -421,24 +442,46 @@ def _epoch_mean(outputs: Any, guarded: bool) -> Any:
 
 
 class SeedBatchedModule:
-    """A module whose methods are `module`'s, vmapped over a leading axis of seeds."""
+    """A module whose methods are `module`'s, vmapped over a leading axis of seeds.
 
-    def __init__(self, module: Any) -> None:
+    With a `mesh`, each method runs under `jax.shard_map`: every device runs its share of the
+    seeds on its own, with no communication between devices (seeds are independent, and a
+    `while_loop` over vmapped seeds would otherwise reduce its condition across devices at
+    every iteration). The hooks stay outside, in the program around the methods.
+    """
+
+    def __init__(self, module: Any, mesh: Mesh | None = None) -> None:
         self.module = module
+        self.mesh = mesh
 
-    def init_train_state(self, rngs: jax.Array) -> Any:
-        return jax.vmap(self.module.init_train_state)(rngs)
-
-    def get_batch(self, train_state: Any, batch_idx: Any) -> Any:
-        return jax.vmap(self.module.get_batch, in_axes=(0, None))(train_state, batch_idx)
-
-    def training_step(self, batch_idx: Any, train_state: Any, batch: Any) -> Any:
-        return jax.vmap(self.module.training_step, in_axes=(None, 0, 0))(
-            batch_idx, train_state, batch
+    def _map(self, method: Callable[..., Any], in_axes: tuple[int | None, ...]) -> Any:
+        batched = jax.vmap(method, in_axes=in_axes)
+        if self.mesh is None:
+            return batched
+        specs = tuple(
+            PartitionSpec() if axis is None else PartitionSpec("data") for axis in in_axes
+        )
+        # check_vma=False: the methods hold no collectives, and user code (a scan whose carry
+        # starts from a constant) need not annotate which values vary across devices.
+        return jax.shard_map(
+            batched,
+            mesh=self.mesh,
+            in_specs=specs,
+            out_specs=PartitionSpec("data"),
+            check_vma=False,
         )
 
+    def init_train_state(self, rngs: jax.Array) -> Any:
+        return self._map(self.module.init_train_state, (0,))(rngs)
+
+    def get_batch(self, train_state: Any, batch_idx: Any) -> Any:
+        return self._map(self.module.get_batch, (0, None))(train_state, batch_idx)
+
+    def training_step(self, batch_idx: Any, train_state: Any, batch: Any) -> Any:
+        return self._map(self.module.training_step, (None, 0, 0))(batch_idx, train_state, batch)
+
     def evaluate(self, train_state: Any) -> Any:
-        return jax.vmap(self.module.evaluate)(train_state)
+        return self._map(self.module.evaluate, (0,))(train_state)
 
 
 def check_module(module: Any) -> None:
