@@ -309,6 +309,9 @@ class PPO(struct.PyTreeNode):
     num_epochs: int = struct.field(pytree_node=False, default=5)
     num_minibatches: int = struct.field(pytree_node=False, default=5)
     eval_episodes: int = struct.field(pytree_node=False, default=16)
+    # A rollout is time-major and GAE scans it backwards: on several devices, `fit` must not
+    # split it along its first (time) axis. Many seeds are split over devices by `fit_many`.
+    batch_axis = None
 
     @classmethod
     def create(cls, env, env_params, hidden_size: int = 64, **kwargs) -> "PPO":

@@ -53,7 +53,7 @@ class JaxTrainer:
             if stopped:  # with detect_nan or EarlyStopping: lax.cond
                 continue
             state, batch = module.get_batch(state, batch_idx)
-            batch = shard_leading_axis(batch)  # on several devices
+            batch = shard(batch, module.batch_axis)  # on several devices
             on_train_batch_start(state, batch, batch_idx, epoch)
             state, metrics = module.training_step(batch_idx, state, batch)
             on_train_batch_end(state, metrics, batch_idx, epoch)
@@ -74,10 +74,16 @@ class JaxTrainer:
     hooks would run once per seed; `fit` raises a `ValueError` saying so); `fit_many` is the
     supported way.
 
-    Several devices: when `jax.device_count() > 1`, each batch (and, in `fit_many`, the
-    training state) is sharded along its leading axis over a one-axis mesh of all devices
-    (leaves whose leading size does not divide evenly stay as they are), and XLA partitions
-    the rest of the step; the same code runs on one CPU or on 8 GPUs.
+    Several devices: when `jax.device_count() > 1`, `fit` shards each batch along the axis
+    the module names in an optional `batch_axis` attribute (default 0; leaves whose size
+    there does not divide evenly stay whole; `batch_axis = None` keeps batches whole, e.g.
+    for a time-major rollout that a scan walks through) over a one-axis mesh of all devices,
+    and XLA partitions the rest of the step (data parallelism). `fit_many` instead splits
+    the seeds: when their number divides evenly, each device runs its share of the seeds
+    under `jax.shard_map`, independently (no communication between devices but for the
+    hooks, whose arguments are gathered). The seeds' initial states are computed one after
+    the other (`lax.map`): vmapped, batched LAPACK calls such as an orthogonal
+    initializer's QR can deadlock XLA's CPU thread pool when it has few threads.
 
     Args:
         max_epochs: Number of epochs; `evaluate` runs after each one.
@@ -93,7 +99,8 @@ class JaxTrainer:
             of that step is dropped (hooks and checkpoints keep the last finite one), the
             remaining steps are skipped and `fit` raises `FloatingPointError` naming the epoch
             and step.
-        shard_batch: Shard batches over the devices when there are several.
+        shard_batch: Use the devices when there are several: shard `fit`'s batches, split
+            `fit_many`'s seeds.
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -240,8 +247,6 @@ class JaxTrainer:
                 rng,
                 self.max_epochs,
             )
-        if many and restored is None and loop_module.mesh is not None:
-            restored = self._init_on_one_device(loop_module, rng)
         try:
             for callback in self.callbacks:
                 callback.setup(self, module, "fit")
@@ -263,18 +268,6 @@ class JaxTrainer:
         if many:
             eval_metrics = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), eval_metrics)
         return train_state, eval_metrics
-
-    def _init_on_one_device(self, loop_module: Any, rngs: jax.Array) -> Any:
-        """The seeds' initial states, computed by a one-device program, then sharded.
-
-        Initialization can hold batched LAPACK calls (flax's orthogonal initializer is a QR
-        factorization); vmapped over seeds, jaxlib splits them over XLA's intra-op thread
-        pool and waits for the pieces. In one program over several host devices, every pool
-        thread can be such a waiting device (2 forced devices on 2 cores): nothing runs the
-        pieces and the program hangs at 0% CPU. Run on one device, a pool thread is free.
-        """
-        state = jax.jit(SeedBatchedModule(loop_module.module).init_train_state)(rngs)
-        return jax.device_put(state, NamedSharding(loop_module.mesh, PartitionSpec("data")))
 
     def _seed_mesh(self, rngs: jax.Array) -> Mesh | None:
         """The mesh `fit_many` splits the seeds over, or None to keep them on one device."""
@@ -327,7 +320,9 @@ class JaxTrainer:
         guarded = self.detect_nan or bool(stoppers)
         want_epoch_metrics = bool(hooks["on_train_epoch_end"])
         many = isinstance(loop_module, SeedBatchedModule)
-        shard = self._sharder()
+        # fit_many splits the seeds in SeedBatchedModule; fit splits the batch along the axis
+        # the module declares (`batch_axis`, default 0; None keeps batches whole).
+        shard = self._sharder(None if many else getattr(module, "batch_axis", 0))
 
         def emit(name: str, status: LoopStatus, *args: Any) -> LoopStatus:
             if not hooks[name]:
@@ -352,7 +347,6 @@ class JaxTrainer:
             return state, status, metrics
 
         state = loop_module.init_train_state(rng) if restored is None else restored
-        state = shard(state) if many else state
         minus_one = jnp.int32(-1)
         status = LoopStatus(jnp.int32(0), jnp.bool_(False), minus_one, minus_one, minus_one)
         status = emit("on_fit_start", status, state)
@@ -412,16 +406,18 @@ class JaxTrainer:
         status = emit("on_fit_end", status, state)
         return state, eval_metrics, status
 
-    def _sharder(self) -> Callable[[Any], Any]:
-        """Shard the leading axis of each leaf over all devices (identity on one device)."""
+    def _sharder(self, axis: int | None) -> Callable[[Any], Any]:
+        """Shard `axis` of each leaf over all devices (identity on one device or for None)."""
         devices = jax.devices()
-        if not self.shard_batch or len(devices) == 1:
+        if not self.shard_batch or len(devices) == 1 or axis is None:
             return lambda tree: tree
-        sharding = NamedSharding(Mesh(np.array(devices), ("data",)), PartitionSpec("data"))
+        mesh = Mesh(np.array(devices), ("data",))
 
         def constrain(x: Any) -> Any:
-            if getattr(x, "ndim", 0) >= 1 and x.shape[0] % len(devices) == 0:
-                return jax.lax.with_sharding_constraint(x, sharding)
+            ndim = getattr(x, "ndim", 0)
+            if ndim > axis and x.shape[axis] % len(devices) == 0:
+                spec = PartitionSpec(*([None] * axis), "data")
+                return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
             return x
 
         return lambda tree: jax.tree.map(constrain, tree)
@@ -454,8 +450,8 @@ class SeedBatchedModule:
         self.module = module
         self.mesh = mesh
 
-    def _map(self, method: Callable[..., Any], in_axes: tuple[int | None, ...]) -> Any:
-        batched = jax.vmap(method, in_axes=in_axes)
+    def _split(self, batched: Callable[..., Any], in_axes: tuple[int | None, ...]) -> Any:
+        """`batched` (a function of seed-batched arguments), split over the mesh's devices."""
         if self.mesh is None:
             return batched
         specs = tuple(
@@ -472,16 +468,28 @@ class SeedBatchedModule:
         )
 
     def init_train_state(self, rngs: jax.Array) -> Any:
-        return self._map(self.module.init_train_state, (0,))(rngs)
+        # One seed after the other (`lax.map`), not vmapped: a vmapped initializer can hold
+        # batched LAPACK calls (flax's orthogonal initializer is a QR factorization), which
+        # jaxlib splits over XLA's CPU thread pool and then blocks a pool thread waiting for
+        # the pieces; two of them at once (two host devices, or two independent layers) on
+        # a 2-thread pool wait for each other forever, at 0% CPU. Unbatched, they run inline.
+        init = functools.partial(jax.lax.map, self.module.init_train_state)
+        return self._split(init, (0,))(rngs)
 
     def get_batch(self, train_state: Any, batch_idx: Any) -> Any:
-        return self._map(self.module.get_batch, (0, None))(train_state, batch_idx)
+        in_axes = (0, None)
+        return self._split(jax.vmap(self.module.get_batch, in_axes), in_axes)(
+            train_state, batch_idx
+        )
 
     def training_step(self, batch_idx: Any, train_state: Any, batch: Any) -> Any:
-        return self._map(self.module.training_step, (None, 0, 0))(batch_idx, train_state, batch)
+        in_axes = (None, 0, 0)
+        return self._split(jax.vmap(self.module.training_step, in_axes), in_axes)(
+            batch_idx, train_state, batch
+        )
 
     def evaluate(self, train_state: Any) -> Any:
-        return self._map(self.module.evaluate, (0,))(train_state)
+        return self._split(jax.vmap(self.module.evaluate), (0,))(train_state)
 
 
 def check_module(module: Any) -> None:
