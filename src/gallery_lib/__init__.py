@@ -3,18 +3,30 @@
 The public names are re-exported here; they are implemented in small private modules.
 """
 
+from ._callbacks import JaxCallback as JaxCallback
+from ._checkpoint import CheckpointCallback as CheckpointCallback
 from ._cli import example_config as example_config
 from ._cli import quick_mode as quick_mode
+from ._early_stopping import EarlyStopping as EarlyStopping
 from ._examples import example_definitions as example_definitions
+from ._loggers import LoggerCallback as LoggerCallback
 from ._module import JaxModule as JaxModule
+from ._progress import ProgressBarCallback as ProgressBarCallback
+from ._trainer import JaxTrainer as JaxTrainer
 from .interop import FlaxModule as FlaxModule
 from .interop import X64NarrowingWarning as X64NarrowingWarning
 from .interop import jax_to_torch as jax_to_torch
 from .interop import torch_to_jax as torch_to_jax
 
 __all__ = [
+    "CheckpointCallback",
+    "EarlyStopping",
     "FlaxModule",
+    "JaxCallback",
     "JaxModule",
+    "JaxTrainer",
+    "LoggerCallback",
+    "ProgressBarCallback",
     "X64NarrowingWarning",
     "example_config",
     "example_definitions",

@@ -23,7 +23,7 @@ class JaxModule(Protocol[TrainState, Batch, Metrics]):
     other than keys carried in the state), because the trainer traces them once and compiles
     the whole training run.
 
-    The trainer calls them like this (see `JaxTrainer` for the
+    The trainer calls them like this (see [`JaxTrainer`][gallery_lib.JaxTrainer] for the
     full loop):
 
     ```python

@@ -1,0 +1,123 @@
+"""`JaxCallback`: hooks that `JaxTrainer` calls from inside its compiled training loop."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import jax
+
+if TYPE_CHECKING:
+    from ._trainer import JaxTrainer
+
+HOOKS_IN_LOOP = (
+    "on_fit_start",
+    "on_train_epoch_start",
+    "on_train_batch_start",
+    "on_train_batch_end",
+    "on_train_epoch_end",
+    "on_validation_end",
+    "on_fit_end",
+)
+"""The hooks that run inside the jitted loop (through `jax.experimental.io_callback`)."""
+
+
+class JaxCallback:
+    """Base class of the callbacks of `JaxTrainer`: override the hooks you need.
+
+    The hooks mirror Lightning's `Callback` hooks. `setup` and `teardown` run in Python before
+    and after the compiled run; the others are called *from inside* the jitted loop, through
+    `jax.experimental.io_callback`, in the order of the loop (the trainer chains them so that
+    they run one after the other, even on several devices). Inside the loop:
+
+    - the values they receive are NumPy arrays on the host, copied from the device (typed
+      PRNG keys as their raw data, `jax.random.key_data`);
+    - `epoch` and `batch_idx` are NumPy integer scalars (`batch_idx` counts from 0 in each
+      epoch, as in Lightning);
+    - with [`JaxTrainer.fit_many`][gallery_lib.JaxTrainer.fit_many], every array has a leading
+      axis of seeds;
+    - their return value is ignored, and they cannot change the training state: a hook that
+      must steer training, such as `EarlyStopping`, does so with a jax function traced into the
+      loop.
+
+    A hook that no callback overrides is not compiled into the loop at all, so the per-batch
+    hooks cost nothing unless used (when used, they copy the batch to the host at every step).
+
+    Example:
+        A callback that records the evaluation metrics of every epoch:
+
+        >>> import numpy as np
+        >>> class History(JaxCallback):
+        ...     def __init__(self):
+        ...         self.values = []
+        ...
+        ...     def on_validation_end(self, trainer, module, train_state, eval_metrics, epoch):
+        ...         self.values.append((int(epoch), float(eval_metrics["error"])))
+        >>> history = History()
+        >>> history.on_validation_end(None, None, None, {"error": np.float32(0.5)}, np.int32(0))
+        >>> history.values
+        [(0, 0.5)]
+    """
+
+    def setup(self, trainer: JaxTrainer, module: Any, stage: str) -> None:
+        """Called in Python when `fit` begins, before the loop is compiled (`stage="fit"`)."""
+
+    def on_fit_start(self, trainer: JaxTrainer, module: Any, train_state: Any) -> None:
+        """Called inside the loop when training starts, with the initial (or restored) state."""
+
+    def on_train_epoch_start(
+        self, trainer: JaxTrainer, module: Any, train_state: Any, epoch: Any
+    ) -> None:
+        """Called inside the loop when an epoch starts, before its first batch."""
+
+    def on_train_batch_start(
+        self,
+        trainer: JaxTrainer,
+        module: Any,
+        train_state: Any,
+        batch: Any,
+        batch_idx: Any,
+        epoch: Any,
+    ) -> None:
+        """Called inside the loop when a batch is ready, before `training_step` sees it."""
+
+    def on_train_batch_end(
+        self,
+        trainer: JaxTrainer,
+        module: Any,
+        train_state: Any,
+        metrics: Any,
+        batch_idx: Any,
+        epoch: Any,
+    ) -> None:
+        """Called inside the loop when `training_step` has returned its state and metrics."""
+
+    def on_train_epoch_end(
+        self, trainer: JaxTrainer, module: Any, train_state: Any, metrics: Any, epoch: Any
+    ) -> None:
+        """Called inside the loop when an epoch's steps are done, with their mean metrics."""
+
+    def on_validation_end(
+        self, trainer: JaxTrainer, module: Any, train_state: Any, eval_metrics: Any, epoch: Any
+    ) -> None:
+        """Called inside the loop when `evaluate` has run at the end of an epoch."""
+
+    def on_fit_end(self, trainer: JaxTrainer, module: Any, train_state: Any) -> None:
+        """Called inside the loop when the last epoch is done, with the final state."""
+
+    def teardown(self, trainer: JaxTrainer, module: Any, stage: str) -> None:
+        """Called in Python when `fit` ends, after the run (also when it failed)."""
+
+
+def is_key(x: Any) -> bool:
+    """Whether `x` is a typed PRNG key array (`jax.random.key`), which NumPy cannot hold."""
+    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def host_view(tree: Any) -> Any:
+    """`tree` with typed keys replaced by their raw data (`jax.random.key_data`)."""
+    return jax.tree.map(lambda x: jax.random.key_data(x) if is_key(x) else x, tree)
+
+
+def overrides(callback: JaxCallback, hook: str) -> bool:
+    """Whether `callback` defines its own `hook` (a hook left as the no-op is not compiled)."""
+    return getattr(type(callback), hook) is not getattr(JaxCallback, hook)

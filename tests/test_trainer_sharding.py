@@ -1,0 +1,72 @@
+"""Batches sharded over 2 host devices give the result of 1 device (run in subprocesses)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import jax
+    import numpy as np
+    from trainer_probe import LinearRegressionProbe
+    from gallery_lib import JaxCallback, JaxTrainer
+    from gallery_lib._callbacks import host_view
+
+    class Epochs(JaxCallback):
+        def __init__(self):
+            self.epochs = []
+
+        def on_validation_end(self, trainer, module, train_state, eval_metrics, epoch):
+            self.epochs.append(int(epoch))
+
+    epochs = Epochs()
+    trainer = JaxTrainer(3, 10, callbacks=[epochs], enable_progress_bar=False)
+    module = LinearRegressionProbe(batch_size=64)
+    single = trainer.fit(module, jax.random.key(0))
+    many = trainer.fit_many(module, jax.random.split(jax.random.key(0), 4))
+    assert epochs.epochs == [0, 1, 2] * 2, epochs.epochs
+    # fit_many shards the seed axis of the state: it ends spread over all devices.
+    assert len(many[0].weights.sharding.device_set) == jax.device_count()
+    leaves = jax.tree.leaves(host_view((single, many)))
+    np.savez(sys.argv[1], jax.device_count(), *leaves)
+    """
+)
+
+
+def run(tmp_path: Path, devices: int) -> list[np.ndarray]:
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])
+    out = tmp_path / f"{devices}.npz"
+    # A timeout: multi-device CPU runs have been seen to deadlock (see STACK_NOTES).
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode:
+        pytest.fail(f"the {devices}-device run failed:\n{result.stderr[-4000:]}")
+    with np.load(out) as data:
+        arrays = [data[f"arr_{i}"] for i in range(len(data.files))]
+    assert int(arrays[0]) == devices
+    return arrays[1:]
+
+
+def test_two_devices_give_the_one_device_result(tmp_path) -> None:
+    one, two = run(tmp_path, 1), run(tmp_path, 2)
+    assert len(one) == len(two)
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
