@@ -48,6 +48,7 @@ def copy_project(dest: Path) -> Path:
     shutil.copy2(ROOT / "mkdocs.yml", dest / "mkdocs.yml")
     shutil.copytree(ROOT / "docs", dest / "docs", ignore=shutil.ignore_patterns("generated"))
     shutil.copytree(ROOT / "examples", dest / "examples")
+    shutil.copytree(ROOT / "tools", dest / "tools", ignore=shutil.ignore_patterns("__pycache__"))
     (dest / "src").symlink_to(ROOT / "src")
     return dest
 

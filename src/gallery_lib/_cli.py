@@ -24,7 +24,7 @@ def quick_mode() -> bool:
     Returns:
         `True` in quick mode, `False` otherwise.
 
-    Example:
+    Examples:
         >>> import os
         >>> os.environ["GALLERY_QUICK"] = "1"
         >>> quick_mode()
@@ -82,7 +82,7 @@ def example_config(
         TypeError: If `config_cls` is not a dataclass.
         ValueError: If `quick` names a field that `config_cls` does not have.
 
-    Example:
+    Examples:
         >>> import dataclasses
         >>> @dataclasses.dataclass
         ... class Config:

@@ -35,7 +35,7 @@ class JaxModule(Protocol[TrainState, Batch, Metrics]):
         eval_metrics = module.evaluate(train_state)
     ```
 
-    Example:
+    Examples:
         A module that learns the mean of a Gaussian by stochastic gradient descent:
 
         >>> import jax, jax.numpy as jnp

@@ -1,0 +1,75 @@
+"""How long the docs build takes when nothing changed, against a build that runs every example.
+
+Copies the project to a temporary folder and times, in one run:
+1. a clean build (every example runs),
+2. a rebuild of the unchanged tree (the gallery hooks must re-run nothing),
+3. a rebuild after editing the `gallery_lib` module that defines `example_config` (the examples
+   that use it, directly or through other modules, run again).
+
+Usage: `PYTHONPATH=src NO_MKDOCS_2_WARNING=1 .venv/bin/python benchmarks/gallery_rebuild.py
+[--quick]` (`--quick` sets GALLERY_QUICK=1: tiny example budgets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build(project: Path, env: dict[str, str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"build failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    executed = re.search(r"successfully executed (\d+ out of \d+)", result.stderr + result.stdout)
+    return seconds, executed[1] if executed else "?"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="set GALLERY_QUICK=1")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp)
+        for name in ("docs", "examples", "src", "tools"):
+            shutil.copytree(
+                ROOT / name,
+                project / name,
+                ignore=shutil.ignore_patterns("generated", "__pycache__", "*.egg-info"),
+            )
+        shutil.copy2(ROOT / "mkdocs.yml", project / "mkdocs.yml")
+        env = dict(os.environ, NO_MKDOCS_2_WARNING="1", OMP_NUM_THREADS="1")
+        env["PYTHONPATH"] = str(project / "src")
+        env["GALLERY_QUICK"] = "1" if args.quick else "0"
+
+        clean, clean_ran = build(project, env)
+        unchanged, unchanged_ran = build(project, env)
+        module = project / "src" / "gallery_lib" / "_cli.py"
+        module.write_text(module.read_text() + "\n# benchmark edit\n")
+        edited, edited_ran = build(project, env)
+
+    print(f"clean build            {clean:6.1f} s  examples executed: {clean_ran}")
+    print(f"unchanged rebuild      {unchanged:6.1f} s  examples executed: {unchanged_ran}")
+    print(f"after editing _cli.py  {edited:6.1f} s  examples executed: {edited_ran}")
+    print(f"unchanged / clean = {unchanged / clean:.2f}; edited / clean = {edited / clean:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Extensions of mkdocs-gallery 0.10.4 for this site, wired in by `tools/gallery_hooks.py`.
+
+See `docs/gallery-internals.md` for what they do and why they are hooks.
+"""
+
+from ._imports import Library, Usage, dependency_key, example_usage
+from ._monitor import ExampleMonitor, ExampleTimeoutError, Measure
+from ._pages import (
+    ExampleCard,
+    TimeRow,
+    append_used_in,
+    link_code_names,
+    times_table,
+    used_in_gallery,
+)
+from ._state import Example, Record, State, collect_examples
+
+__all__ = [
+    "Example",
+    "ExampleCard",
+    "ExampleMonitor",
+    "ExampleTimeoutError",
+    "Library",
+    "Measure",
+    "Record",
+    "State",
+    "TimeRow",
+    "Usage",
+    "append_used_in",
+    "collect_examples",
+    "dependency_key",
+    "example_usage",
+    "link_code_names",
+    "times_table",
+    "used_in_gallery",
+]

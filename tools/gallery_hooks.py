@@ -1,0 +1,307 @@
+"""mkdocs hooks that close mkdocs-gallery 0.10.4's gaps (listed under `hooks:` in mkdocs.yml).
+
+- names of the documented package in example code link to their API entry (mkdocs-autorefs);
+- each API entry ends with the examples that use it;
+- a failing example fails every build until it is fixed (`mkdocs serve` reports it and lives);
+- an example re-runs when a module of the package it imports changes, or quick mode toggles;
+- a run-time table page (time and peak memory of each example, the total);
+- a per-example timeout;
+- no absl `_LoggingTee` traceback at exit.
+
+The logic lives in the `gallery_ext` package beside this file; this module only wires it to
+mkdocs events and to mkdocs-gallery's documented options (`doc_module`, `reset_modules`,
+`show_memory` as a callable). Settings, in mkdocs.yml:
+
+    extra:
+      gallery:
+        timeout: 900                   # seconds per example (env GALLERY_TIMEOUT wins)
+        times_page: run-times.md       # written in the first gallery folder
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import sys
+from pathlib import Path
+from typing import Any
+
+from gallery_ext import (
+    Example,
+    ExampleCard,
+    ExampleMonitor,
+    Library,
+    State,
+    TimeRow,
+    append_used_in,
+    collect_examples,
+    dependency_key,
+    example_usage,
+    link_code_names,
+    times_table,
+    used_in_gallery,
+)
+from gallery_ext._state import STATE_FILE
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
+from mkdocs.plugins import event_priority, get_plugin_logger
+from mkdocs.structure.files import Files
+from mkdocs.structure.pages import Page
+from mkdocs.utils import get_relative_url
+
+log = get_plugin_logger("gallery")
+GALLERY_LOGGER = "mkdocs.plugins.mkdocs-gallery"
+FAILED_MARK = "failed to execute correctly"
+# Inputs that change what an example computes without touching a file: quick mode (the
+# spellings of "off" are one value, so that unset and GALLERY_QUICK=0 share the cache).
+KEY_ENVIRONMENT = ("GALLERY_QUICK",)
+_OFF = ("", "0", "false", "no", "off")
+
+
+class _Build:
+    """What one build knows; rebuilt on every `on_config` (mkdocs serve reloads the config)."""
+
+    def __init__(self, config: MkDocsConfig, gallery_conf: dict[str, Any]) -> None:
+        settings = config.extra.get("gallery") or {}
+        self.gallery_conf = gallery_conf
+        self.docs_dir = Path(config.docs_dir)
+        self.libraries = [Library.find(name) for name in gallery_conf["doc_module"]]
+        self.examples = collect_examples(gallery_conf, self.docs_dir)
+        self.by_page = {example.page: example for example in self.examples}
+        self.by_source = {example.source: example for example in self.examples}
+        self.usages = {
+            example.name: [example_usage(example.source.read_text(), lib) for lib in self.libraries]
+            for example in self.examples
+        }
+        gallery_dir = Path(gallery_conf["gallery_dirs"][0]).resolve()
+        self.state = State(gallery_dir / STATE_FILE)
+        self.times_page = gallery_dir / settings.get("times_page", "run-times.md")
+        timeout = float(os.environ.get("GALLERY_TIMEOUT") or settings.get("timeout", 900))
+        self.monitor = ExampleMonitor(timeout)
+
+    def key(self, example: Example) -> str:
+        environment = [f"{name}={_setting(name)}" for name in KEY_ENVIRONMENT]
+        return "/".join(dependency_key(example.source, lib, *environment) for lib in self.libraries)
+
+    def failures(self) -> dict[Example, str]:
+        """Examples mkdocs-gallery saw fail in this build, with their tracebacks."""
+        failing = self.gallery_conf["failing_examples"]
+        return {
+            self.by_source[Path(src).resolve()]: str(tb)
+            for src, tb in failing.items()
+            if Path(src).resolve() in self.by_source
+        }
+
+
+_build: _Build | None = None
+_serving = False
+
+
+class _DropExampleFailures(logging.Filter):
+    """mkdocs-gallery logs each failure as a warning; these hooks report it once, as an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return FAILED_MARK not in record.getMessage()
+
+
+_drop_failures = _DropExampleFailures()
+
+
+def on_startup(command: str, dirty: bool) -> None:
+    global _serving
+    _serving = command == "serve"
+
+
+@event_priority(-100)  # after mkdocs-gallery has parsed its configuration
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    global _build
+    gallery = config.plugins.get("gallery")
+    if gallery is None:
+        raise PluginError("gallery hooks: the mkdocs-gallery plugin (`gallery`) is not enabled.")
+    conf = gallery.config
+    if not conf["doc_module"]:
+        raise PluginError(
+            "gallery hooks: set `doc_module: [your_package]` in the `gallery` plugin options of "
+            "mkdocs.yml: it names the package whose API the examples are linked to."
+        )
+    _build = build = _Build(config, conf)
+    # Examples run inside this process: under `mkdocs serve` the package imported by the last
+    # build would still be in `sys.modules`. Forget it, so an example re-run sees the edit.
+    for library in build.libraries:
+        for module in [m for m in sys.modules if m.split(".")[0] == library.name]:
+            del sys.modules[module]
+    conf["reset_modules"] = (*conf["reset_modules"], build.monitor.reset_module)
+    conf["call_memory"] = build.monitor.call_memory
+    logging.getLogger(GALLERY_LOGGER).addFilter(_drop_failures)
+    # mkdocs-gallery skips a script whose copy's MD5 matches: drop that marker when what the
+    # script depends on changed, or when its last run failed, so that it runs again.
+    for example in build.examples:
+        record = build.state.get(example)
+        if record.key != build.key(example):
+            example.md5_file.unlink(missing_ok=True)
+    return config
+
+
+@event_priority(-100)  # after mkdocs-gallery has run the examples
+def on_pre_build(config: MkDocsConfig) -> None:
+    build = _require_build()
+    _release_logging_tee()
+    failures = build.failures()
+    for example in build.examples:
+        record = build.state.get(example)
+        measure = build.monitor.measures.get(example.source)
+        if example in failures:
+            example.md5_file.unlink(missing_ok=True)
+            record.key = None
+        elif measure is not None:
+            record.key = build.key(example)
+        if measure is not None:
+            record.seconds, record.peak_mb = measure.seconds, measure.peak_mb
+    build.state.save()
+    _write_if_changed(build.times_page, _times_markdown(build, failures))
+    if not failures:
+        return
+    report = "\n\n".join(
+        f"Example {example.name} failed ({example.source}):\n{traceback}"
+        for example, traceback in failures.items()
+    )
+    message = (
+        f"{len(failures)} gallery example(s) failed; fix them, the build fails until then.\n\n"
+        f"{report}"
+    )
+    if _serving:
+        # Keep `mkdocs serve` alive: the page shows the traceback, the next build runs it again.
+        build.gallery_conf["failing_examples"].clear()
+        _serve_logger().error(message)
+        return
+    raise PluginError(message)
+
+
+def on_build_error(error: Exception) -> None:
+    """Whatever stopped the build, do not let mkdocs-gallery cache an example that failed."""
+    if _build is None:
+        return
+    for example in _build.failures():
+        example.md5_file.unlink(missing_ok=True)
+        _build.state.get(example).key = None
+    _build.state.save()
+
+
+def on_files(files: Files, config: MkDocsConfig) -> Files:
+    """Drop mkdocs-gallery's reST execution-times pages: the times page replaces them."""
+    for file in list(files):
+        if posixpath.basename(file.src_uri) == "mg_execution_times.md":
+            files.remove(file)
+    return files
+
+
+def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    """End each `::: package.Name` entry with the examples that use `Name`."""
+    build = _require_build()
+    if ":::" not in markdown:
+        return markdown
+
+    def gallery_for(identifier: str) -> str:
+        cards = []
+        for example in build.examples:
+            if not any(
+                identifier == f"{lib.name}.{name}"
+                for lib, usage in zip(build.libraries, build.usages[example.name], strict=True)
+                for name in usage.used
+            ):
+                continue
+            example_page = files.get_file_from_path(example.page)
+            thumbnail = example.thumbnail()
+            thumbnail_file = files.get_file_from_path(thumbnail) if thumbnail else None
+            if example_page is None or thumbnail_file is None:
+                continue
+            cards.append(
+                ExampleCard(
+                    example.title,
+                    get_relative_url(example_page.url, page.url),
+                    get_relative_url(thumbnail_file.url, page.url),
+                )
+            )
+        return used_in_gallery(identifier.rsplit(".", 1)[-1], cards)
+
+    return append_used_in(markdown, gallery_for)
+
+
+def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    """Link the package's names in an example's code to their API entries."""
+    build = _require_build()
+    example = build.by_page.get(page.file.src_uri)
+    if example is None:
+        return html
+    usages = build.usages[example.name]
+
+    def resolve(dotted: str) -> str | None:
+        for usage in usages:
+            if (identifier := usage.resolve(dotted)) is not None:
+                return identifier
+        return None
+
+    return link_code_names(html, resolve)
+
+
+def _times_markdown(build: _Build, failures: dict[Example, str]) -> str:
+    here = build.times_page.parent
+    rows = []
+    for example in build.examples:
+        record = build.state.get(example)
+        rows.append(
+            TimeRow(
+                title=example.title,
+                page=posixpath.relpath(example.generated.with_suffix(".md"), here),
+                seconds=record.seconds,
+                peak_mb=record.peak_mb,
+                ran_now=example.source in build.monitor.measures,
+                failed=example in failures,
+            )
+        )
+    return times_table(rows)
+
+
+def _release_logging_tee() -> None:
+    """Point absl's log handler back at the real stderr.
+
+    absl creates its handler on first import with `sys.stderr` as stream; when an example
+    imports jax, that is mkdocs-gallery's capturing `_LoggingTee`, which has no `close()`, so
+    absl's exit handler printed a traceback after every build.
+    """
+    absl_logging = sys.modules.get("absl.logging")
+    if absl_logging is None:
+        return
+    handler = absl_logging.get_absl_handler().python_handler
+    if not callable(getattr(handler.stream, "close", None)):
+        handler.setStream(sys.stderr)
+
+
+def _serve_logger() -> logging.Logger:
+    """A logger outside `mkdocs.*`, so that `mkdocs serve --strict` does not abort on it."""
+    logger = logging.getLogger("gallery-serve")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("ERROR    -  %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    return logger
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Write only on change, so that `mkdocs serve` does not see a new file on every build."""
+    if not path.is_file() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def _setting(name: str) -> str:
+    value = os.environ.get(name, "").strip().lower()
+    return "" if value in _OFF else value
+
+
+def _require_build() -> _Build:
+    if _build is None:
+        raise PluginError("gallery hooks: on_config did not run; is the `gallery` plugin enabled?")
+    return _build
