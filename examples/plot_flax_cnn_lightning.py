@@ -146,8 +146,9 @@ class Classifier(pl.LightningModule):
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         x, y = batch
         logits = self(x)
-        self.log(f"{stage}_loss", F.cross_entropy(logits, y))
-        self.log(f"{stage}_acc", (logits.argmax(-1) == y).float().mean())
+        # sync_dist: on several processes (DDP), log the mean over all of them.
+        self.log(f"{stage}_loss", F.cross_entropy(logits, y), sync_dist=True)
+        self.log(f"{stage}_acc", (logits.argmax(-1) == y).float().mean(), sync_dist=True)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")
@@ -258,7 +259,7 @@ if config.variant in ("both", "jax-network"):
 import numpy as np
 import optax
 
-from gallery_lib import jax_to_torch, torch_to_jax
+from gallery_lib import all_reduce_mean, jax_to_torch, torch_to_jax
 
 
 class OptaxState(torch.optim.Optimizer):
@@ -293,17 +294,28 @@ class JaxStepClassifier(Classifier):
         self.tx = optax.adam(schedule)
         apply_fn, tx = self.network.apply_fn, self.tx
 
-        def train_step(params, opt_state, x, y):
-            def loss_fn(params):
-                logits = apply_fn({"params": params}, x)
-                return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        def loss_fn(params, x, y):
+            logits = apply_fn({"params": params}, x)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-            loss, grads = jax.value_and_grad(loss_fn)(params)
+        @jax.jit
+        def update(params, opt_state, grads):
             updates, opt_state = tx.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state, loss
+            return optax.apply_updates(params, updates), opt_state
 
-        # The optimizer state is Jax's own: donate its buffers to the update.
-        self.train_step = jax.jit(train_step, donate_argnums=1)
+        grad_fn = jax.jit(jax.value_and_grad(loss_fn))
+
+        def train_step(params, opt_state, x, y):
+            loss, grads = grad_fn(params, x, y)
+            # Several processes (DDP): average the gradients over them; one: nothing to do.
+            grads = all_reduce_mean(grads)
+            params, opt_state = update(params, opt_state, grads)
+            return params, opt_state, loss
+
+        # One process: the whole step compiles into one XLA program, and the optimizer state,
+        # Jax's own, donates its buffers to the update. Several: two programs, averaged between.
+        one_process = self.trainer.world_size == 1
+        self.train_step = jax.jit(train_step, donate_argnums=1) if one_process else train_step
         return OptaxState(self.parameters(), self.tx.init(self.network.jax_params))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):

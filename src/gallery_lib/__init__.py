@@ -6,6 +6,8 @@ The public names are re-exported here; they are implemented in small private mod
 from ._callbacks import JaxCallback as JaxCallback
 from ._checkpoint import CheckpointCallback as CheckpointCallback
 from ._cli import example_config as example_config
+from ._distributed import all_reduce_mean as all_reduce_mean
+from ._distributed import initialize_distributed as initialize_distributed
 from ._cli import quick_mode as quick_mode
 from ._early_stopping import EarlyStopping as EarlyStopping
 from ._examples import example_definitions as example_definitions
@@ -28,8 +30,10 @@ __all__ = [
     "LoggerCallback",
     "ProgressBarCallback",
     "X64NarrowingWarning",
+    "all_reduce_mean",
     "example_config",
     "example_definitions",
+    "initialize_distributed",
     "jax_to_torch",
     "quick_mode",
     "torch_to_jax",

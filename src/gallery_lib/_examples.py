@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 import types
 from pathlib import Path
 
@@ -24,7 +25,8 @@ def example_definitions(path: str | Path, module_name: str | None = None) -> typ
         module_name: Name of the new module (default: the file's stem).
 
     Returns:
-        A module whose attributes are the script's imports, functions and classes.
+        A module whose attributes are the script's imports, functions and classes; it is
+        registered in `sys.modules` under `module_name`, as an imported module would be.
 
     Example:
         >>> import tempfile, textwrap
@@ -46,5 +48,7 @@ def example_definitions(path: str | Path, module_name: str | None = None) -> typ
     tree.body = [node for node in tree.body if isinstance(node, _DEFINITIONS)]
     module = types.ModuleType(module_name or path.stem)
     module.__file__ = str(path)
+    # Registered like an imported module: dataclasses and pickle look classes up there.
+    sys.modules[module.__name__] = module
     exec(compile(tree, str(path), "exec"), module.__dict__)
     return module
