@@ -55,6 +55,14 @@ class Config:
     """Seed of the data split and shuffling, and of the network initialisation."""
     threads: int = 1
     """Torch CPU threads (Jax picks its own)."""
+    accelerator: str = "auto"
+    """Lightning's accelerator for training: `cpu`, `gpu`, or `auto` (a GPU if there is one)."""
+    devices: str = "auto"
+    """Devices per machine for training (`2`, `0,1`, `auto`); several train data-parallel."""
+    num_nodes: int = 1
+    """Machines to train on (on a SLURM cluster, as many as `srun --nodes`)."""
+    strategy: str = "auto"
+    """Lightning's strategy: `auto` (DDP on several devices), `ddp`, ..."""
 
 
 config = example_config(
@@ -192,6 +200,10 @@ def train(model: pl.LightningModule, name: str) -> tuple[pl.Trainer, dict[str, f
         max_epochs=config.epochs,
         logger=CSVLogger(log_root, name=name),
         default_root_dir=log_root,
+        accelerator=config.accelerator,
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy=config.strategy,
         log_every_n_steps=min(20, len(datamodule.train_set) // config.batch_size),
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -356,6 +368,8 @@ trainer = trainer_2 if name == "jax-step" else trainer_1
 print(ModelSummary(model, max_depth=3))
 checkpoint_path = log_root / f"{name}.ckpt"
 trainer.save_checkpoint(checkpoint_path)
+if trainer.global_rank > 0:  # on several processes, what follows is for process 0 alone
+    raise SystemExit
 checkpoint = torch.load(checkpoint_path, weights_only=True)
 print("checkpoint keys:", sorted(checkpoint))
 print("saved tensors:", sorted(checkpoint["state_dict"]))
@@ -375,7 +389,9 @@ assert all(jax.tree.leaves(same))
 # `Trainer.predict` runs the network on the test set; the predicted classes give a confusion
 # matrix and the image grid at the end.
 predictions = {
-    name: torch.cat(pl.Trainer(logger=False).predict(model, datamodule=datamodule)).numpy()
+    name: torch.cat(
+        pl.Trainer(logger=False, devices=1).predict(model, datamodule=datamodule)
+    ).numpy()
     for name, model in models.items()
 }
 test_images = datamodule.test_set.tensors[0][:, 0].numpy()
@@ -432,6 +448,7 @@ def samples_per_second(make_model) -> tuple[float, float]:
     timer = StepTimer(warmup=5)
     trainer = pl.Trainer(
         max_steps=timer.warmup + config.speed_steps,
+        devices=1,
         limit_val_batches=0,
         logger=False,
         enable_checkpointing=False,

@@ -6,9 +6,9 @@ The public names are re-exported here; they are implemented in small private mod
 from ._callbacks import JaxCallback as JaxCallback
 from ._checkpoint import CheckpointCallback as CheckpointCallback
 from ._cli import example_config as example_config
+from ._cli import quick_mode as quick_mode
 from ._distributed import all_reduce_mean as all_reduce_mean
 from ._distributed import initialize_distributed as initialize_distributed
-from ._cli import quick_mode as quick_mode
 from ._early_stopping import EarlyStopping as EarlyStopping
 from ._examples import example_definitions as example_definitions
 from ._loggers import LoggerCallback as LoggerCallback

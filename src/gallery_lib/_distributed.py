@@ -20,7 +20,7 @@ def _slurm_task_count() -> int:
     """The number of tasks of the enclosing `srun` step (1 outside SLURM or outside srun)."""
     if "SLURM_JOB_ID" not in os.environ or "SLURM_PROCID" not in os.environ:
         return 1
-    return int(os.environ.get("SLURM_STEP_NUM_TASKS", os.environ.get("SLURM_NTASKS", "1")))
+    return int(os.environ.get("SLURM_NTASKS", "1"))
 
 
 def initialize_distributed(
@@ -116,8 +116,6 @@ def all_reduce_mean(tree: Tree) -> Tree:
         >>> all_reduce_mean(grads) is grads
         True
     """
-    if not dist.is_available() or not dist.is_initialized() or dist.get_world_size() == 1:
-        return tree
     leaves, treedef = jax.tree.flatten(tree)
     for leaf in leaves:
         if not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
@@ -126,6 +124,8 @@ def all_reduce_mean(tree: Tree) -> Tree:
                 f"{jnp.result_type(leaf)} and shape {jnp.shape(leaf)}. Leave integer leaves "
                 "out of the tree (e.g. `float0` gradients of integer inputs)."
             )
+    if not dist.is_available() or not dist.is_initialized() or dist.get_world_size() == 1:
+        return tree
     world = dist.get_world_size()
     groups: dict[Any, list[int]] = {}
     tensors = [array_to_torch(jnp.asarray(leaf)) for leaf in leaves]
