@@ -368,8 +368,10 @@ trainer = trainer_2 if name == "jax-step" else trainer_1
 print(ModelSummary(model, max_depth=3))
 checkpoint_path = log_root / f"{name}.ckpt"
 trainer.save_checkpoint(checkpoint_path)
-if trainer.global_rank > 0:  # on several processes, what follows is for process 0 alone
-    raise SystemExit
+if torch.distributed.is_initialized():  # trained on several processes (DDP):
+    torch.distributed.destroy_process_group()
+    if trainer.global_rank > 0:  # what follows is for process 0 alone
+        raise SystemExit
 checkpoint = torch.load(checkpoint_path, weights_only=True)
 print("checkpoint keys:", sorted(checkpoint))
 print("saved tensors:", sorted(checkpoint["state_dict"]))
