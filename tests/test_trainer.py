@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from trainer_probe import TRUE_BIAS, TRUE_WEIGHTS, LinearRegressionProbe, hand_written_fit
 
-from gallery_lib import EarlyStopping, JaxModule, JaxTrainer, LoggerCallback
+from gallery_lib import EarlyStopping, JaxCallback, JaxModule, JaxTrainer, LoggerCallback
 from gallery_lib._callbacks import host_view
 
 EPOCHS, STEPS = 4, 20
@@ -120,14 +120,25 @@ def test_nan_in_training_metrics_names_epoch_and_step() -> None:
     # The first non-finite loss, found by running the same steps one by one:
     state = module.init_train_state(jax.random.key(0))
     for index in range(30):
+        last_finite = state
         state, batch = module.get_batch(state, index % 10)
         state, metrics = module.training_step(index % 10, state, batch)
         if not np.isfinite(metrics["loss"]):
             break
     epoch, step = divmod(index, 10)
-    trainer = quiet_trainer(max_epochs=3, training_steps_per_epoch=10, detect_nan=True)
+
+    class FinalState(JaxCallback):
+        def on_fit_end(self, trainer, module, train_state):
+            self.weights = train_state.weights
+
+    final = FinalState()
+    trainer = quiet_trainer(
+        max_epochs=3, training_steps_per_epoch=10, detect_nan=True, callbacks=[final]
+    )
     with pytest.raises(FloatingPointError, match=rf"at epoch {epoch}, step {step} "):
         trainer.fit(module, jax.random.key(0))
+    # The hooks saw the last finite state, the one before the failing step.
+    np.testing.assert_allclose(final.weights, last_finite.weights, rtol=1e-4)
 
 
 def test_early_stopping_freezes_the_state_after_the_threshold() -> None:
@@ -182,3 +193,33 @@ def test_bare_module_counts_its_steps(tmp_path) -> None:
     assert int(state) == 12
     np.testing.assert_array_equal(eval_metrics, [4, 8, 12])
     assert "val" in (tmp_path / "counter" / "version_0" / "metrics.csv").read_text().splitlines()[0]
+
+
+class Halving:
+    """Each step halves the distance to 2 from a random start in [0, 10): a known schedule."""
+
+    def init_train_state(self, rng):
+        return 10.0 * jax.random.uniform(rng)
+
+    def get_batch(self, train_state, batch_idx):
+        return train_state, None
+
+    def training_step(self, batch_idx, train_state, batch):
+        return train_state + 0.5 * (2.0 - train_state), {}
+
+    def evaluate(self, train_state):
+        return {"error": jnp.abs(2.0 - train_state)}
+
+
+def test_early_stopping_in_fit_many_waits_for_every_seed() -> None:
+    rngs = jax.random.split(jax.random.key(0), 4)
+    starts = np.abs(2.0 - np.asarray(jax.vmap(Halving().init_train_state)(rngs)))
+    # After epoch e (one step each), a seed's error is start / 2 ** (e + 1).
+    first_below = [int(np.argmax(start / 2.0 ** np.arange(1, 30) <= 1e-2)) for start in starts]
+    assert len(set(first_below)) > 1  # the seeds reach the threshold at different epochs
+    stopper = EarlyStopping(monitor="error", threshold=1e-2, mode="min")
+    trainer = quiet_trainer(max_epochs=30, training_steps_per_epoch=1, callbacks=[stopper])
+    _, eval_metrics = trainer.fit_many(Halving(), rngs)
+    assert trainer.stopped_epoch == max(first_below)
+    errors = np.asarray(eval_metrics["error"])
+    np.testing.assert_array_equal(errors[:, -1], errors[:, max(first_below)])

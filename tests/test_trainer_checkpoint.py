@@ -158,3 +158,23 @@ def test_fit_many_resumes_bit_identically(tmp_path) -> None:
     )
     assert resumed[1]["param_error"].shape == (2, 3)
     jax.tree.map(np.testing.assert_array_equal, host_view(resumed), host_view(expected))
+
+
+def test_a_fresh_run_refuses_to_mix_with_old_checkpoints(tmp_path) -> None:
+    module = LinearRegressionProbe()
+
+    def run(seed: int, **kwargs) -> None:
+        callbacks = [CheckpointCallback(tmp_path, **kwargs)]
+        JaxTrainer(2, 2, callbacks=callbacks, enable_progress_bar=False).fit(
+            module, jax.random.key(seed)
+        )
+
+    run(0)
+    with pytest.raises(FileExistsError, match=r"already holds checkpoints of epochs \[0, 1\]"):
+        run(1)
+    run(1, overwrite=True)
+    state, _, _ = restore_checkpoint(
+        tmp_path, "LinearRegressionProbe", module.init_train_state, jax.random.key(0), 9
+    )
+    expected, _ = JaxTrainer(2, 2, enable_progress_bar=False).fit(module, jax.random.key(1))
+    jax.tree.map(np.testing.assert_array_equal, host_view(state), host_view(expected))

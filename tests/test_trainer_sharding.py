@@ -26,6 +26,11 @@ SCRIPT = textwrap.dedent(
         def __init__(self):
             self.epochs = []
 
+            self.batch_rows = 0
+
+        def on_train_batch_start(self, trainer, module, train_state, batch, batch_idx, epoch):
+            self.batch_rows += len(batch[0])  # the whole batch, gathered from the devices
+
         def on_validation_end(self, trainer, module, train_state, eval_metrics, epoch):
             self.epochs.append(int(epoch))
 
@@ -35,8 +40,14 @@ SCRIPT = textwrap.dedent(
     single = trainer.fit(module, jax.random.key(0))
     many = trainer.fit_many(module, jax.random.split(jax.random.key(0), 4))
     assert epochs.epochs == [0, 1, 2] * 2, epochs.epochs
+    assert epochs.batch_rows == 3 * 10 * (64 + 4), epochs.batch_rows
     # fit_many shards the seed axis of the state: it ends spread over all devices.
     assert len(many[0].weights.sharding.device_set) == jax.device_count()
+    if jax.device_count() == 2:
+        # Data parallel: each device computes on half of the 64 rows, gradients are summed.
+        program = trainer._compiled_program(module, module)
+        hlo = program.lower(jax.random.key(0), None, 0).compile().as_text()
+        assert "f32[32,3]" in hlo and "all-reduce" in hlo
     leaves = jax.tree.leaves(host_view((single, many)))
     np.savez(sys.argv[1], jax.device_count(), *leaves)
     """

@@ -42,20 +42,35 @@ class JaxCallback:
     A hook that no callback overrides is not compiled into the loop at all, so the per-batch
     hooks cost nothing unless used (when used, they copy the batch to the host at every step).
 
-    Example:
-        A callback that records the evaluation metrics of every epoch:
+    Examples:
+        A callback that records the evaluation metrics of every epoch, while a module that
+        halves its distance to 2 at each step is trained:
 
-        >>> import numpy as np
+        >>> import jax, jax.numpy as jnp
+        >>> from gallery_lib import JaxTrainer
         >>> class History(JaxCallback):
         ...     def __init__(self):
         ...         self.values = []
         ...
         ...     def on_validation_end(self, trainer, module, train_state, eval_metrics, epoch):
         ...         self.values.append((int(epoch), float(eval_metrics["error"])))
+        >>> class Halving:
+        ...     def init_train_state(self, rng):
+        ...         return jnp.float32(0.0)
+        ...
+        ...     def get_batch(self, train_state, batch_idx):
+        ...         return train_state, None
+        ...
+        ...     def training_step(self, batch_idx, train_state, batch):
+        ...         return train_state + 0.5 * (2.0 - train_state), {}
+        ...
+        ...     def evaluate(self, train_state):
+        ...         return {"error": 2.0 - train_state}
         >>> history = History()
-        >>> history.on_validation_end(None, None, None, {"error": np.float32(0.5)}, np.int32(0))
+        >>> trainer = JaxTrainer(3, 2, callbacks=[history], enable_progress_bar=False)
+        >>> _ = trainer.fit(Halving(), jax.random.key(0))
         >>> history.values
-        [(0, 0.5)]
+        [(0, 0.5), (1, 0.125), (2, 0.03125)]
     """
 
     def setup(self, trainer: JaxTrainer, module: Any, stage: str) -> None:

@@ -30,14 +30,20 @@ class CheckpointCallback(JaxCallback):
         directory: Where the checkpoints go (created if needed).
         every_n_epochs: Save after every `every_n_epochs`-th epoch (and always after the last).
         max_to_keep: Keep only the newest `max_to_keep` checkpoints (`None` keeps all).
+        overwrite: Delete the checkpoints of the epochs this run will write, when `directory`
+            already has some (otherwise `fit` refuses to start).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> checkpoints = CheckpointCallback(tempfile.mkdtemp(), every_n_epochs=2, max_to_keep=3)
     """
 
     def __init__(
-        self, directory: str | Path, every_n_epochs: int = 1, max_to_keep: int | None = None
+        self,
+        directory: str | Path,
+        every_n_epochs: int = 1,
+        max_to_keep: int | None = None,
+        overwrite: bool = False,
     ) -> None:
         if every_n_epochs < 1:
             raise ValueError(
@@ -46,6 +52,7 @@ class CheckpointCallback(JaxCallback):
         self.directory = Path(directory).absolute()
         self.every_n_epochs = every_n_epochs
         self.max_to_keep = max_to_keep
+        self.overwrite = overwrite
         self._manager: ocp.CheckpointManager | None = None
         self._history: list[Any] = []
 
@@ -56,6 +63,16 @@ class CheckpointCallback(JaxCallback):
         )
         self._manager = ocp.CheckpointManager(self.directory, options=options)
         self._history = []
+        existing = [step for step in self._manager.all_steps() if step >= trainer.start_epoch]
+        if existing and not self.overwrite:
+            raise FileExistsError(
+                f"CheckpointCallback: {self.directory} already holds checkpoints of epochs "
+                f"{sorted(existing)}, which this run would not replace (orbax skips steps that "
+                "exist). Resume from them with fit(..., ckpt_path=...), choose another "
+                "directory, or pass CheckpointCallback(..., overwrite=True)."
+            )
+        for step in existing:
+            self._manager.delete(step)
         if trainer.restored_eval_history is not None:
             history = trainer.restored_eval_history
             for epoch in range(trainer.start_epoch):

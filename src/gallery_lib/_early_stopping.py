@@ -28,7 +28,7 @@ class EarlyStopping(JaxCallback):
         mode: `"max"` stops when the metric is at least `threshold`, `"min"` when it is at
             most `threshold`.
 
-    Example:
+    Examples:
         >>> stopper = EarlyStopping(monitor="accuracy", threshold=0.9, mode="max")
         >>> bool(stopper.should_stop({"accuracy": jnp.float32(0.95)}))
         True

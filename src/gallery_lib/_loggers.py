@@ -17,7 +17,7 @@ def flatten_metrics(metrics: Any, prefix: str = "") -> dict[str, float]:
     Leaves that are not scalars (e.g. one value per seed in `fit_many`) are averaged; a bare
     scalar is named by the prefix alone.
 
-    Example:
+    Examples:
         >>> flatten_metrics({"loss": 0.5, "acc": {"top1": np.array([0.25, 0.75])}}, prefix="val/")
         {'val/acc/top1': 0.5, 'val/loss': 0.5}
         >>> flatten_metrics(np.float32(2.0), prefix="train/")
@@ -51,7 +51,7 @@ class LoggerCallback(JaxCallback):
     Args:
         loggers: The loggers to write to.
 
-    Example:
+    Examples:
         >>> from lightning.pytorch.loggers import CSVLogger
         >>> import tempfile
         >>> callback = LoggerCallback([CSVLogger(tempfile.mkdtemp(), name="run")])

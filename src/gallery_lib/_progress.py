@@ -20,7 +20,7 @@ class ProgressBarCallback(JaxCallback):
     Args:
         backend: `"rich"` (a `rich.progress.Progress` bar) or `"tqdm"`.
 
-    Example:
+    Examples:
         >>> bar = ProgressBarCallback(backend="tqdm")
     """
 

@@ -17,7 +17,7 @@ from ._callbacks import HOOKS_IN_LOOP, JaxCallback, host_view, overrides
 from ._checkpoint import module_name, restore_checkpoint
 from ._early_stopping import EarlyStopping
 from ._loggers import LoggerCallback
-from ._module import JaxModule
+from ._module import JaxModule, Metrics, TrainState
 from ._progress import ProgressBarCallback, from_lightning_progress_bar
 
 PROTOCOL_METHODS = ("init_train_state", "get_batch", "training_step", "evaluate")
@@ -70,8 +70,9 @@ class JaxTrainer:
     methods over a batch of keys and keeps the hooks outside the vmap, so callbacks, loggers
     and the progress bar see every seed at once (arrays with a leading seed axis; loggers log
     the mean over seeds). `jax.vmap(lambda rng: trainer.fit(module, rng))` also works, but
-    only on a trainer with no callbacks, no logger and no progress bar (the host hooks would
-    otherwise run once per seed); `fit_many` is the supported way.
+    only on a trainer with no callbacks, no logger, no progress bar and no `detect_nan` (host
+    hooks would run once per seed; `fit` raises a `ValueError` saying so); `fit_many` is the
+    supported way.
 
     Several devices: when `jax.device_count() > 1`, each batch (and, in `fit_many`, the
     training state) is sharded along its leading axis over a one-axis mesh of all devices
@@ -88,12 +89,13 @@ class JaxTrainer:
             the mean training metrics of each epoch are logged as `train/<name>` and the
             evaluation metrics as `val/<name>`, at step `(epoch + 1) * training_steps_per_epoch`.
         enable_progress_bar: Show a rich progress bar over epochs (unless `callbacks` has one).
-        detect_nan: Check the training metrics at every step; on a NaN or infinity the
+        detect_nan: Check the training metrics at every step; on a NaN or infinity the state
+            of that step is dropped (hooks and checkpoints keep the last finite one), the
             remaining steps are skipped and `fit` raises `FloatingPointError` naming the epoch
             and step.
         shard_batch: Shard batches over the devices when there are several.
 
-    Example:
+    Examples:
         >>> import jax, jax.numpy as jnp
         >>> class MeanEstimator:
         ...     def init_train_state(self, rng):
@@ -144,11 +146,15 @@ class JaxTrainer:
         """Evaluation metrics of the epochs before `start_epoch`, read from the checkpoint."""
         self.stopped_epoch: int | None = None
         """The epoch at whose end an `EarlyStopping` callback stopped the last run, if any."""
+        self._fitting_many = False
         self._programs: dict[tuple[Any, ...], tuple[Any, Callable[..., Any]]] = {}
 
     def fit(
-        self, module: JaxModule[Any, Any, Any], rng: jax.Array, ckpt_path: str | None = None
-    ) -> tuple[Any, Any]:
+        self,
+        module: JaxModule[TrainState, Any, Metrics],
+        rng: jax.Array,
+        ckpt_path: str | None = None,
+    ) -> tuple[TrainState, Metrics]:
         """Train `module` from `rng`; return the final training state and evaluation metrics.
 
         Args:
@@ -170,8 +176,11 @@ class JaxTrainer:
         return self._fit(module, rng, ckpt_path, many=False)
 
     def fit_many(
-        self, module: JaxModule[Any, Any, Any], rngs: jax.Array, ckpt_path: str | None = None
-    ) -> tuple[Any, Any]:
+        self,
+        module: JaxModule[TrainState, Any, Metrics],
+        rngs: jax.Array,
+        ckpt_path: str | None = None,
+    ) -> tuple[TrainState, Metrics]:
         """Train one run per key in `rngs` at once (vmapped), in one compiled program.
 
         Each seed's result equals (up to float rounding of batched operations) the result of
@@ -188,7 +197,7 @@ class JaxTrainer:
             The final training states and the evaluation metrics, every leaf with a leading
             axis of seeds (then, for the metrics, of epochs), as `jax.vmap` of `fit` would.
 
-        Example:
+        Examples:
             A module that learns a constant (the seed only sets the starting point):
 
             >>> import jax, jax.numpy as jnp
@@ -231,9 +240,9 @@ class JaxTrainer:
                 rng,
                 self.max_epochs,
             )
-        for callback in self.callbacks:
-            callback.setup(self, module, "fit")
         try:
+            for callback in self.callbacks:
+                callback.setup(self, module, "fit")
             program = self._compiled_program(loop_module, module)
             train_state, eval_metrics, status = program(rng, restored, self.start_epoch)
             jax.block_until_ready((train_state, eval_metrics, status))
@@ -338,7 +347,7 @@ class JaxTrainer:
                 zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics_shape)
                 return state, status, zeros
 
-            ran = ~status.stopped
+            ran, previous = ~status.stopped, state
             state, status, metrics = jax.lax.cond(
                 status.stopped, skip, lambda s, st: step(s, batch_idx, st, epoch), state, status
             )
@@ -347,6 +356,8 @@ class JaxTrainer:
                 for leaf in jax.tree.leaves(metrics):
                     finite &= jnp.all(jnp.isfinite(leaf))
                 bad = ran & ~finite
+                # Keep the last finite state, so that hooks and checkpoints never see NaNs.
+                state = jax.lax.cond(bad, lambda: previous, lambda: state)
                 status = status._replace(
                     stopped=status.stopped | bad,
                     nan_epoch=jnp.where(bad, epoch, status.nan_epoch),
