@@ -181,5 +181,14 @@ def test_meta_tensor_is_refused() -> None:
 
 
 def test_tracers_are_refused() -> None:
-    with pytest.raises(TypeError, match="inside `jax.jit`"):
+    with pytest.raises(TypeError, match=r"inside `jax\.jit`"):
         jax.jit(jax_to_torch)(jnp.ones(2))
+
+
+def test_unaligned_memory_is_copied_by_jax() -> None:
+    """Zero-copy needs 64-byte alignment: an offset view is copied, with the right values."""
+    base = torch.arange(40.0)
+    tensor = base[1:33]  # contiguous, but 4 bytes past an aligned address
+    array = torch_to_jax(tensor)
+    assert array.unsafe_buffer_pointer() != tensor.data_ptr()
+    np.testing.assert_array_equal(np.asarray(array), tensor.numpy())

@@ -154,7 +154,9 @@ def torch_to_jax(tree: T, *, on_narrowing: OnNarrowing = "warn") -> T:
 
     A contiguous tensor becomes a jax array over the *same* memory (no copy); a broadcast
     (stride-0), sliced or transposed tensor is copied into a compact one first, because jax's
-    DLPack import rejects those layouts. Gradients are detached.
+    DLPack import rejects those layouts. Gradients are detached. Jax on the CPU also copies a
+    tensor whose memory is not aligned to 64 bytes: torch's own allocations are, but a tensor
+    made with `torch.from_numpy` may not be (`tensor.clone()` gives an aligned one).
 
     Args:
         tree: A tensor, or any nest of containers holding tensors.
@@ -169,7 +171,7 @@ def torch_to_jax(tree: T, *, on_narrowing: OnNarrowing = "warn") -> T:
         ValueError: A tensor is on a device jax cannot see (a GPU with CPU-only jax, 'meta').
         TypeError: A 64-bit tensor with x64 off and `on_narrowing="error"`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> x = torch.arange(6, dtype=torch.float32).reshape(2, 3)
         >>> batch = torch_to_jax({"x": x, 0: (x[0], [x.sum()])})
@@ -198,7 +200,7 @@ def jax_to_torch(tree: T) -> T:
         TypeError: Called on a traced value (inside `jax.jit` / `jax.grad`).
         ValueError: An array is sharded over several devices.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> params = {"w": jnp.ones((2, 2)), "b": jnp.zeros(2)}
         >>> tensors = jax_to_torch(params)

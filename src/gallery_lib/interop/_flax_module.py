@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -87,7 +88,7 @@ class _JaxFunction(torch.autograd.Function):
     ) -> tuple[torch.Tensor, ...]:
         n_inputs = len(grad_mask)
         inputs, params = tensors[:n_inputs], tensors[n_inputs:]
-        flat_out, vjp = wrapper._run(inputs, grad_mask)
+        flat_out, vjp = wrapper._run(inputs, with_vjp=True)
         ctx.vjp = vjp
         ctx.wrapper = wrapper
         ctx.grad_mask = grad_mask
@@ -112,14 +113,19 @@ class _JaxFunction(torch.autograd.Function):
             _cotangent(grad, shape, dtype)
             for grad, (shape, dtype) in zip(grads, ctx.out_specs, strict=True)
         ]
-        param_grads, input_grads = jax.block_until_ready(wrapper._backward(ctx.vjp, cotangents))
+        backward = wrapper._backward(ctx.grad_mask)
+        param_grads, input_grads = jax.block_until_ready(backward(ctx.vjp, cotangents))
         ctx.vjp = None
         grads_in: list[torch.Tensor | None] = [None] * len(ctx.grad_mask)
         for index, grad in zip(
             (i for i, needed in enumerate(ctx.grad_mask) if needed), input_grads, strict=True
         ):
             grads_in[index] = array_to_torch(grad)
-        grads_params = [array_to_torch(grad) for grad in jax.tree.leaves(param_grads)]
+        needed = ctx.needs_input_grad[2 + len(ctx.grad_mask) :]
+        grads_params = [
+            array_to_torch(grad) if need else None
+            for grad, need in zip(jax.tree.leaves(param_grads), needed, strict=True)
+        ]
         return None, None, *grads_in, *grads_params
 
 
@@ -139,6 +145,10 @@ class FlaxModule(torch.nn.Module):
     it receives `self.training`; in training mode the non-`params` collections are updated in
     place and the random streams named in `rng_streams` get a fresh key at every call.
 
+    `copy.deepcopy` works, but flax modules do not pickle (their default initialisers are local
+    functions): in a `LightningModule` that takes a `FlaxModule` argument, call
+    `self.save_hyperparameters(ignore=[...])` with its name, or checkpoints fail to save.
+
     Args:
         module: The flax linen module. Flax convolutions expect channels last (NHWC).
         example_input: An input (a tensor, or a tuple of tensors for several arguments) used to
@@ -148,7 +158,7 @@ class FlaxModule(torch.nn.Module):
         train_kwarg: Name of the `__call__` argument that switches training behaviour; found
             automatically when it is `train` or `training`; `""` passes none.
 
-    Example:
+    Examples:
         >>> import flax.linen as nn, torch
         >>> net = FlaxModule(nn.Dense(3), torch.zeros(8, 4))
         >>> [name for name, _ in net.named_parameters()]
@@ -179,6 +189,7 @@ class FlaxModule(torch.nn.Module):
         self.train_kwarg = self._find_train_kwarg(module, train_kwarg)
         self.rng_streams = tuple(rng_streams)
         self._input_specs = tuple(_InputSpec(tuple(x.shape), x.dtype) for x in inputs)
+        self._float_mask = tuple(x.is_floating_point() or x.is_complex() for x in inputs)
         self._key = jax.random.key(seed)
         self._calls = 0
         self._fns: dict[Any, Callable[..., Any]] = {}
@@ -188,7 +199,9 @@ class FlaxModule(torch.nn.Module):
         rngs = {"params": init_key}
         rngs.update({name: init_key for name in self.rng_streams})
         kwargs = {self.train_kwarg: False} if self.train_kwarg else {}
-        variables = module.init(rngs, *(tensor_to_jax(x) for x in inputs), **kwargs)
+        # One compiled call instead of many eager ones (and no memory kept from the trace).
+        init = jax.jit(functools.partial(module.init, **kwargs))
+        variables = init(rngs, *(tensor_to_jax(x) for x in inputs))
         if "params" not in variables:
             raise ValueError(
                 f"{type(module).__name__}.init created no 'params' collection (it created "
@@ -250,7 +263,7 @@ class FlaxModule(torch.nn.Module):
         Args:
             params: A pytree with the structure, shapes and dtypes of `jax_params`.
 
-        Example:
+        Examples:
             >>> import flax.linen as nn, jax, torch
             >>> net = FlaxModule(nn.Dense(2), torch.zeros(1, 3))
             >>> net.load_jax_params(jax.tree.map(lambda p: p * 0 + 1, net.jax_params))
@@ -318,8 +331,8 @@ class FlaxModule(torch.nn.Module):
 
     def _check_inputs(self, inputs: tuple[torch.Tensor, ...]) -> None:
         specs = self._input_specs
-        expected = ", ".join(spec.describe() for spec in specs)
         if len(inputs) != len(specs):
+            expected = ", ".join(spec.describe() for spec in specs)
             raise TypeError(
                 f"{self._name()} takes {len(specs)} input tensor(s) [{expected}], got "
                 f"{len(inputs)}."
@@ -354,8 +367,8 @@ class FlaxModule(torch.nn.Module):
         self._views = {}
         return super()._apply(fn, recurse)
 
-    def _jitted(self, train: bool, grad_mask: tuple[bool, ...] | None) -> Callable[..., Any]:
-        key = (train, grad_mask)
+    def _jitted(self, train: bool, with_vjp: bool) -> Callable[..., Any]:
+        key = (train, with_vjp)
         fn = self._fns.get(key)
         if fn is not None:
             return fn
@@ -378,14 +391,18 @@ class FlaxModule(torch.nn.Module):
             leaves, holder[key] = jax.tree.flatten(out)
             return leaves, dict(new_state)
 
-        if grad_mask is None:
+        if not with_vjp:
 
             def forward(params: Any, state: Any, inputs: tuple[Any, ...], call: jax.Array) -> Any:
                 flat_out, new_state = apply(params, state, inputs, call)
                 return flat_out, new_state, None
 
         else:
-            mask = grad_mask
+            # Every floating-point input is a primal of the VJP, whether torch wants its
+            # gradient or not: XLA compiled the backward of a CNN up to 25% slower when the
+            # input was a constant of the VJP instead; unwanted gradients are pruned in
+            # `_backward`.
+            mask = self._float_mask
 
             def forward(params: Any, state: Any, inputs: tuple[Any, ...], call: jax.Array) -> Any:
                 def differentiable(params: Any, diff_inputs: list[Any]) -> Any:
@@ -401,14 +418,12 @@ class FlaxModule(torch.nn.Module):
         self._fns[key] = fn
         return fn
 
-    def _run(
-        self, inputs: tuple[torch.Tensor, ...], grad_mask: tuple[bool, ...] | None
-    ) -> tuple[list[jax.Array], Any]:
+    def _run(self, inputs: tuple[torch.Tensor, ...], with_vjp: bool) -> tuple[list[jax.Array], Any]:
         """Run the jitted forward; update the state collections in training mode."""
         params = self.jax_params
         state = self.jax_state
         jax_inputs = tuple(tensor_to_jax(x) for x in inputs)
-        fn = self._jitted(self.training, grad_mask)
+        fn = self._jitted(self.training, with_vjp)
         flat_out, new_state, vjp = fn(params, state, jax_inputs, np.uint32(self._calls))
         if self.training:
             self._calls += 1
@@ -417,15 +432,21 @@ class FlaxModule(torch.nn.Module):
             self.load_jax_state({**state, **new_state})
         return flat_out, vjp
 
-    @property
-    def _backward(self) -> Callable[..., Any]:
-        fn = self._fns.get("backward")
+    def _backward(self, grad_mask: tuple[bool, ...]) -> Callable[..., Any]:
+        """The jitted VJP, returning the parameters' gradients and those of `grad_mask` inputs."""
+        key = ("backward", grad_mask)
+        fn = self._fns.get(key)
         if fn is None:
+            # Positions, among the VJP's input primals (the floating-point inputs), of the
+            # inputs whose gradient torch wants; XLA drops the computation of the others.
+            primals = [i for i, is_float in enumerate(self._float_mask) if is_float]
+            wanted = [j for j, i in enumerate(primals) if grad_mask[i]]
 
             def backward(vjp: Any, cotangents: list[Any]) -> Any:
-                return vjp(cotangents)
+                param_grads, input_grads = vjp(cotangents)
+                return param_grads, [input_grads[j] for j in wanted]
 
-            fn = self._fns["backward"] = jax.jit(backward)
+            fn = self._fns[key] = jax.jit(backward)
         return fn
 
     def forward(self, *inputs: torch.Tensor) -> Any:
@@ -439,13 +460,12 @@ class FlaxModule(torch.nn.Module):
             any(p.requires_grad for p in params) or any(x.requires_grad for x in inputs)
         )
         if needs_grad:
-            grad_mask: tuple[bool, ...] | None = tuple(bool(x.requires_grad) for x in inputs)
+            grad_mask = tuple(bool(x.requires_grad) for x in inputs)
             flat = _JaxFunction.apply(self, grad_mask, *inputs, *params)
         else:
-            grad_mask = None
-            flat_out, _ = self._run(inputs, None)
+            flat_out, _ = self._run(inputs, with_vjp=False)
             flat = tuple(array_to_torch(out) for out in flat_out)
-        return jax.tree.unflatten(self._treedefs[(self.training, grad_mask)], list(flat))
+        return jax.tree.unflatten(self._treedefs[(self.training, needs_grad)], list(flat))
 
     def __getstate__(self) -> dict[str, Any]:
         # Copies (`copy.deepcopy`) rebuild their own jitted functions and views.
