@@ -278,7 +278,7 @@ def test_checkpoint_round_trip_keeps_jax_params_and_optax_state(
 def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(EXAMPLE), *args],
-        env=quick_env(),
+        env=quick_env(COLUMNS="200"),  # wide enough that no choice is wrapped
         capture_output=True,
         text=True,
         timeout=120,

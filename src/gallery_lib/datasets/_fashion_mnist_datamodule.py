@@ -24,6 +24,26 @@ STD = 0.3530
 """Standard deviation of the pixel values of the training images (pixels scaled to [0, 1])."""
 
 
+class InMemoryDataset(TensorDataset):
+    """A `TensorDataset` whose `DataLoader` batches are cut with one indexing operation.
+
+    A `DataLoader` fetches a batch sample by sample and then stacks the samples, unless the
+    dataset has a `__getitems__` method: here it indexes each tensor once with all the batch's
+    indices, which is several times faster for small images. Use it with `collate_fn=batch_of`
+    (the batch is already collated). Samplers are untouched, so Lightning can still swap in a
+    `DistributedSampler`.
+    """
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        index = torch.as_tensor(indices)
+        return tuple(tensor[index] for tensor in self.tensors)
+
+
+def batch_of(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """The `collate_fn` of an `InMemoryDataset`'s loaders: its batches are already collated."""
+    return batch
+
+
 def _check_size(name: str, value: int | None, available: int) -> None:
     if value is not None and not 0 < value <= available:
         raise ValueError(f"{name}={value} is out of range: choose 1 to {available}, or None.")
@@ -106,11 +126,11 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.source: str | None = None
         """Where the data came from, once `prepare_data` or `setup` has run."""
-        self.train_set: TensorDataset | None = None
+        self.train_set: InMemoryDataset | None = None
         """The training split, once `setup` has run: `(images, labels)` tensors."""
-        self.val_set: TensorDataset | None = None
+        self.val_set: InMemoryDataset | None = None
         """The validation split, once `setup` has run."""
-        self.test_set: TensorDataset | None = None
+        self.test_set: InMemoryDataset | None = None
         """The test set (or its seeded subset), once `setup` has run."""
         self.split_indices: dict[str, np.ndarray] = {}
         """Which original images (indices into the training or test file) each split holds."""
@@ -155,22 +175,26 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         self.test_set = self._tensors(data.test_images, data.test_labels, test_idx)
 
     @staticmethod
-    def _tensors(images: np.ndarray, labels: np.ndarray, idx: np.ndarray) -> TensorDataset:
+    def _tensors(images: np.ndarray, labels: np.ndarray, idx: np.ndarray) -> InMemoryDataset:
         x = (images[idx].astype(np.float32) / 255.0 - MEAN) / STD
-        return TensorDataset(
+        return InMemoryDataset(
             torch.from_numpy(x[:, None]), torch.from_numpy(labels[idx].astype(np.int64))
         )
 
-    def _loader(self, dataset: TensorDataset | None, train: bool) -> DataLoader:
+    def _loader(self, dataset: InMemoryDataset | None, train: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError("Call setup() before asking the FashionMNISTDataModule for data.")
         if not train:
             return DataLoader(
-                dataset, batch_size=self.eval_batch_size, num_workers=self.num_workers
+                dataset,
+                batch_size=self.eval_batch_size,
+                collate_fn=batch_of,
+                num_workers=self.num_workers,
             )
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
+            collate_fn=batch_of,
             shuffle=True,
             drop_last=True,
             generator=torch.Generator().manual_seed(self.seed),
