@@ -92,7 +92,7 @@ JAX_PROCESS_SCRIPT = textwrap.dedent(
     assert tree["a"].tolist() == [rank] * 3  # the inputs are not written to
     dist.destroy_process_group()
 
-    trainer = JaxTrainer(3, 10, logger=CSVLogger(out / f"logs{rank}"), enable_progress_bar=False)
+    trainer = JaxTrainer(3, 10, logger=CSVLogger(out / f"logs{rank}"))
     state, eval_metrics = trainer.fit(LinearRegressionProbe(batch_size=64), jax.random.key(0))
     np.savez(out / f"{rank}.npz", state.weights, state.bias, eval_metrics["param_error"])
     """
@@ -151,7 +151,9 @@ def test_jax_trainer_on_two_slurm_processes_gives_the_one_process_result(tmp_pat
         with np.load(tmp_path / f"{rank}.npz") as data:
             for i, value in enumerate(expected):
                 np.testing.assert_allclose(data[f"arr_{i}"], value, rtol=1e-5, atol=1e-6)
-    # Lightning loggers write from process 0 only.
+    # The progress bar is shown, and Lightning's loggers write, by process 0 only.
+    assert "LinearRegressionProbe: epochs" in outputs[0]
+    assert "LinearRegressionProbe: epochs" not in outputs[1]
     assert list((tmp_path / "logs0").rglob("metrics.csv"))
     assert not [p for p in (tmp_path / "logs1").rglob("*") if p.is_file()]
 
