@@ -71,7 +71,10 @@ JAX_PROCESS_SCRIPT = textwrap.dedent(
 
     from gallery_lib import JaxTrainer, all_reduce_mean, initialize_distributed
 
-    assert initialize_distributed() is True  # from the SLURM variables the test sets
+    if sys.argv[3] == "slurm":  # process 0: from the SLURM variables the test sets
+        assert initialize_distributed() is True
+    else:  # process 1: the same run, from explicit arguments
+        assert initialize_distributed(sys.argv[3], num_processes=2, process_id=1) is True
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -112,24 +115,33 @@ def free_port_in_slurm_range() -> int:
 
 
 def test_jax_trainer_on_two_slurm_processes_gives_the_one_process_result(tmp_path) -> None:
-    """Two processes of one CPU device each, joined by `initialize_distributed` from SLURM's
-    variables (as `srun --ntasks=2` sets them), train like one process alone."""
+    """Two processes of one CPU device each, joined by `initialize_distributed` (process 0 from
+    SLURM's variables, as `srun --ntasks=2` sets them; process 1 from explicit arguments),
+    train like one process alone."""
     jax_port = free_port_in_slurm_range()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         torch_init = f"tcp://127.0.0.1:{s.getsockname()[1]}"
     processes = []
     for rank in range(2):
-        env = subprocess_env(
+        slurm = dict(
             SLURM_JOB_ID=str(jax_port - 61440 + 4096),  # jax's port: job id % 4096 + 61440
             SLURM_STEP_NODELIST="127.0.0.1",
             SLURM_NTASKS="2",
-            SLURM_PROCID=str(rank),
-            SLURM_LOCALID="0",  # as if each process were on its own node
+            SLURM_PROCID="0",
+            SLURM_LOCALID="0",
         )
+        env = subprocess_env(**(slurm if rank == 0 else {}))
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-c", JAX_PROCESS_SCRIPT, str(tmp_path), torch_init],
+                [
+                    sys.executable,
+                    "-c",
+                    JAX_PROCESS_SCRIPT,
+                    str(tmp_path),
+                    torch_init,
+                    "slurm" if rank == 0 else f"127.0.0.1:{jax_port}",
+                ],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
