@@ -79,6 +79,7 @@ JAX_PROCESS_SCRIPT = textwrap.dedent(
     import jax.numpy as jnp
     import numpy as np
     import torch.distributed as dist
+    from jax.experimental import multihost_utils
     from lightning.pytorch.loggers import CSVLogger
     from trainer_probe import LinearRegressionProbe
 
@@ -96,8 +97,13 @@ JAX_PROCESS_SCRIPT = textwrap.dedent(
     dist.destroy_process_group()
 
     trainer = JaxTrainer(3, 10, logger=CSVLogger(out / f"logs{rank}"))
-    state, eval_metrics = trainer.fit(LinearRegressionProbe(batch_size=64), jax.random.key(0))
-    np.savez(out / f"{rank}.npz", state.weights, state.bias, eval_metrics["param_error"])
+    key = jax.random.key(0)
+    state, eval_metrics = trainer.fit(LinearRegressionProbe(batch_size=64), key)
+    # Many seeds: the seed axis is sharded over the processes (each trains its own seeds).
+    states, _ = trainer.fit_many(LinearRegressionProbe(batch_size=64), jax.random.split(key, 4))
+    assert not states.weights.is_fully_addressable
+    weights = multihost_utils.process_allgather(states.weights, tiled=True)
+    np.savez(out / f"{rank}.npz", state.weights, state.bias, eval_metrics["param_error"], weights)
     """
 )
 
@@ -158,7 +164,10 @@ def test_jax_trainer_on_two_slurm_processes_gives_the_one_process_result(tmp_pat
 
     trainer = JaxTrainer(3, 10, enable_progress_bar=False)
     state, eval_metrics = trainer.fit(LinearRegressionProbe(batch_size=64), jax.random.key(0))
-    expected = [state.weights, state.bias, eval_metrics["param_error"]]
+    states, _ = trainer.fit_many(
+        LinearRegressionProbe(batch_size=64), jax.random.split(jax.random.key(0), 4)
+    )
+    expected = [state.weights, state.bias, eval_metrics["param_error"], states.weights]
     for rank in range(2):
         with np.load(tmp_path / f"{rank}.npz") as data:
             for i, value in enumerate(expected):
