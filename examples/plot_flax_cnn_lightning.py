@@ -25,7 +25,9 @@ against the same CNN in plain torch.
 #
 # The defaults are what the docs build runs; run the script with `--help` to list the flags.
 # `--variant` picks which part(s) to train, `--batch-size` one of a few sizes that suit the
-# one-cycle schedule below.
+# one-cycle schedule below. `--accelerator`, `--devices`, `--num-nodes` and `--strategy` go to
+# Lightning's `Trainer`: `--devices 4 --strategy ddp` trains on 4 GPUs, `srun` on a SLURM
+# cluster (see [Scaling out](../../scaling-out.md)); the code stays the same.
 import dataclasses
 from typing import Literal
 
