@@ -69,7 +69,7 @@ JAX_PROCESS_SCRIPT = textwrap.dedent(
     import sys
     from pathlib import Path
 
-    from gallery_lib import JaxTrainer, all_reduce_mean, initialize_distributed
+    from gallery_lib import CheckpointCallback, JaxTrainer, all_reduce_mean, initialize_distributed
 
     if sys.argv[3] == "slurm":  # process 0: from the SLURM variables the test sets
         assert initialize_distributed() is True
@@ -95,6 +95,17 @@ JAX_PROCESS_SCRIPT = textwrap.dedent(
     assert mean["a"].tolist() == [0.5] * 3 and mean["b"].tolist() == [[1.0, 1.0]] * 2
     assert tree["a"].tolist() == [rank] * 3  # the inputs are not written to
     dist.destroy_process_group()
+
+    # Checkpoints of a multi-process run are refused at once (orbax would wait forever for
+    # the processes that do not run the hooks).
+    try:
+        JaxTrainer(1, 1, callbacks=[CheckpointCallback(out / f"ckpt{rank}")]).fit(
+            LinearRegressionProbe(), jax.random.key(0)
+        )
+    except NotImplementedError as error:
+        assert "processes" in str(error)
+    else:
+        raise AssertionError("CheckpointCallback accepted a multi-process run")
 
     trainer = JaxTrainer(3, 10, logger=CSVLogger(out / f"logs{rank}"))
     key = jax.random.key(0)
