@@ -432,7 +432,9 @@ for name, result in results.items():
 # trained for `speed_steps` steps by a `Trainer` (without validation or logging), and a small
 # Lightning `Callback` times the steps after a few warm-up ones (which include compilation).
 # The three are timed one after the other in this run, twice, keeping the best of the two:
-# only these ratios are meaningful, not the absolute numbers of a shared machine.
+# only these ratios are meaningful, not the absolute numbers of a shared machine. The
+# repository's `benchmarks/bench_flax_cnn.py` times the same three against a pure-Jax loop
+# (jit + optax, no Lightning), over more rounds.
 from lightning.pytorch.callbacks import Callback
 
 

@@ -11,6 +11,9 @@ from ._distributed import all_reduce_mean as all_reduce_mean
 from ._distributed import initialize_distributed as initialize_distributed
 from ._early_stopping import EarlyStopping as EarlyStopping
 from ._examples import example_definitions as example_definitions
+from ._fetch import cache_dir as cache_dir
+from ._fetch import fetch_sdist as fetch_sdist
+from ._fetch import sha256_of as sha256_of
 from ._loggers import LoggerCallback as LoggerCallback
 from ._module import JaxModule as JaxModule
 from ._progress import ProgressBarCallback as ProgressBarCallback
@@ -31,11 +34,14 @@ __all__ = [
     "ProgressBarCallback",
     "X64NarrowingWarning",
     "all_reduce_mean",
+    "cache_dir",
     "example_config",
     "example_definitions",
+    "fetch_sdist",
     "initialize_distributed",
     "jax_to_torch",
     "quick_mode",
+    "sha256_of",
     "torch_to_jax",
 ]
 __version__ = "0.1.0"

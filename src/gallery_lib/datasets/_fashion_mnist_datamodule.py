@@ -69,7 +69,8 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         test_size: Use only this many test images; `None` uses all 10,000.
         seed: Seed of the split, of the subsets and of the training shuffle.
         data_dir: A folder that may already hold the IDX files (default: Debian's).
-        cache_dir: Download folder (default: `~/.cache/gallery_lib/fashion-mnist`).
+        cache_dir: Download folder (default: `fashion-mnist/` in `$GALLERY_CACHE` or
+            `~/.cache/gallery_lib`).
         download: Whether to download the files when they are not found.
         downloader: Replaces the urllib download, e.g. in tests.
         num_workers: Worker processes of each `DataLoader` (0 loads in the main process,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import shutil
 import tempfile
 import urllib.request
@@ -13,6 +12,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from .._fetch import cache_dir as gallery_cache_dir
 
 FASHION_MNIST_CLASSES: tuple[str, ...] = (
     "T-shirt/top",
@@ -70,9 +71,8 @@ class FashionMNIST(NamedTuple):
 
 
 def default_cache_dir() -> Path:
-    """The download folder: `$XDG_CACHE_HOME/gallery_lib/fashion-mnist` (or under `~/.cache`)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "gallery_lib" / "fashion-mnist"
+    """The download folder: `fashion-mnist/` in the gallery's cache (`gallery_lib.cache_dir`)."""
+    return gallery_cache_dir() / "fashion-mnist"
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -181,7 +181,8 @@ def locate_fashion_mnist(
 
     Args:
         data_dir: A folder that may hold the four `.gz` files; `None` skips it.
-        cache_dir: The download folder; defaults to `~/.cache/gallery_lib/fashion-mnist`.
+        cache_dir: The download folder; defaults to `fashion-mnist/` in the gallery's cache
+            (`$GALLERY_CACHE`, or `~/.cache/gallery_lib`).
         download: Whether to download the files when they are not found.
         downloader: Replaces the urllib download (`downloader(url, dest_path)`), e.g. in tests.
 
