@@ -57,6 +57,7 @@ def initialize_distributed(
         True when Jax runs multi-process (now or from an earlier call), False for one process.
 
     Raises:
+        ValueError: `num_processes` or `process_id` given without `coordinator_address`.
         RuntimeError: Jax already computed something in this process (from Jax: call this
             function before any other Jax code).
 
