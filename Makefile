@@ -8,6 +8,8 @@ HOST ?= 127.0.0.1:8000
 # Debian packages: offline data for the examples, a browser for the page checks.
 DEBIAN_PACKAGES := dataset-fashion-mnist chromium fonts-dejavu-core
 export NO_MKDOCS_2_WARNING := 1
+# mkdocs-gallery imports a name mkdocs deprecated; the warning is not ours to fix.
+export PYTHONWARNINGS := ignore:warning_filter:DeprecationWarning
 
 .PHONY: help env system-deps docs serve test lint format lock clean
 
