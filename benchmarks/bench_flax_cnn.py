@@ -13,19 +13,26 @@ Four ways to train the same CNN on Fashion-MNIST batches, timed in one process:
 Each round times every contender for `--steps` steps after warm-up steps (compilation), one
 after the other; ratios to pure Jax are taken within each round and their median reported,
 which keeps them meaningful on a shared machine. Samples per CPU-second are reported too.
-Targets from the issue: jax-step >= 0.95x pure Jax, jax-network >= 0.9x.
+The network, the pure-Jax baseline, the pinning of the process to `--cpus` cores (1 by
+default) and the estimator are those of `bench_interop.py` (see `_common.py`), so that the
+two benchmarks' ratios compare. Targets from the issue: jax-step >= 0.95x pure Jax,
+jax-network >= 0.9x.
 
-    .venv/bin/python benchmarks/bench_flax_cnn.py --steps 200 --rounds 3
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_flax_cnn.py --steps 200 --rounds 5
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import statistics
+import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
+
+from _common import EXAMPLE, malloc_settings, pin_cpus, pure_jax_step
+
+if __name__ == "__main__":
+    CORES = pin_cpus(int(sys.argv[sys.argv.index("--cpus") + 1]) if "--cpus" in sys.argv else 1)
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +44,6 @@ import torch
 from gallery_lib import FlaxModule, example_definitions
 from gallery_lib.datasets import FashionMNISTDataModule
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "plot_flax_cnn_lightning.py"
 WARMUP = 20
 LEARNING_RATE = 3e-3
 
@@ -53,15 +59,7 @@ def time_pure_jax(
     tx = optax.adam(optax.cosine_onecycle_schedule(WARMUP + steps, LEARNING_RATE))
 
     # The pure-Jax loop owns its parameters, so it donates them to the step as well.
-    @functools.partial(jax.jit, donate_argnums=(0, 1))
-    def train_step(params, opt_state, x, y):
-        def loss_fn(params):
-            logits = model.apply({"params": params}, x)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+    train_step = pure_jax_step(model, tx)
 
     opt_state = tx.init(params)
     rng = np.random.default_rng(seed)
@@ -104,6 +102,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of all contenders")
     parser.add_argument("--batch-size", type=int, choices=(64, 128, 256), default=128)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--cpus", type=int, default=1, help="cores to pin the process to (0: all)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -133,15 +132,19 @@ def main() -> None:
         ),
     }
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
+    order = np.random.default_rng(1)
     for round_index in range(args.rounds):
-        for name, measure in contenders.items():
-            runs[name].append(measure())
+        # A random order in each round, as in bench_interop.py: no contender always runs first.
+        for index in order.permutation(len(contenders)):
+            name = list(contenders)[index]
+            runs[name].append(contenders[name]())
         line = ", ".join(f"{name} {r[-1][0]:,.0f}" for name, r in runs.items())
         print(f"round {round_index + 1}: samples/s {line}", flush=True)
 
     print(
         f"\nbatch {args.batch_size}, {args.steps} timed steps x {args.rounds} rounds, "
-        f"torch threads {args.threads}, jax {jax.__version__}, torch {torch.__version__}"
+        f"{CORES}, {malloc_settings()}, torch threads {args.threads}, "
+        f"jax {jax.__version__}, torch {torch.__version__}"
     )
     print("| contender | samples/s (median) | samples/CPU-s | vs pure jax (median of rounds) |")
     print("|---|---|---|---|")

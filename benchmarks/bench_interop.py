@@ -1,21 +1,28 @@
 """Training a flax CNN through `FlaxModule` + a torch optimizer vs the same step in pure Jax.
 
-Both sides train the same network (two convolutions, two dense layers) with the same loss
-(softmax cross-entropy) and the same optimizer (Adam, lr 1e-3) on Fashion-MNIST-sized random
-data (batch 128, 28x28x1):
+Both sides train the CNN of `examples/plot_flax_cnn_lightning.py` (Conv32 5x5 s2, Conv64 3x3
+s2, Dense128, Dense10; NCHW input) with the same loss (softmax cross-entropy) and the same
+optimizer (Adam, lr 1e-3) on Fashion-MNIST-sized random data (batch 128, 1x28x28), without
+Lightning (`bench_flax_cnn.py` measures the same inside Lightning, the same way):
 
-- wrapper: `out = net(x)`, `F.cross_entropy`, `loss.backward()`, `torch.optim.Adam.step()`;
-- pure Jax: one jitted `value_and_grad` + `optax.adam` update.
+- wrapper: `out = net(x)`, `F.cross_entropy`, `loss.backward()`, `torch.optim.Adam.step()`
+  (`fused=True`, torch's one-kernel CPU Adam, as the example uses);
+- pure Jax: the baseline of `_common.py`, one jitted `value_and_grad` + `optax.adam` step with
+  parameters and optimizer state donated, fed NumPy batches.
 
-The two sides take one step each in turn, so that load from other processes hits both alike,
-in random order: a fixed order favoured the side that ran second by about 10% here. The
-script prints the ratio of the median samples/s (and of the fastest steps, which other load
-disturbs least), then the overhead per step in microseconds and where it goes, each part
-measured on its own (fastest of many calls, alternating with what it is compared to):
+Each round times `--steps` steps of each side, in random order, on the cores picked by
+`--cpus` (the whole process is pinned; 1 by default, so that XLA's thread pool cannot use a
+second core that torch does not use); the ratio of the two rates is taken within each round
+and the median over rounds reported, as well as the ratio of samples per CPU-second. Then the
+overhead per step in microseconds and where it goes, each part measured on its own (fastest
+of many calls, alternating with what it is compared to):
 
 - jax compute: the wrapper's jitted forward (+ VJP residuals) and jitted backward, called
   directly with jax arrays, minus the fused pure-Jax gradient (the cost of splitting the
   step in two XLA calls);
+  both allocate their outputs at every call (no donation), so with glibc's default malloc
+  their times include the same page-faulting the wrapper suffers from (see the docs); run
+  with `MALLOC_TRIM_THRESHOLD_=1000000000` to see the compute alone;
 - conversion: the DLPack conversions a step makes (input, cotangent, outputs,
   gradients) and the cached parameter views;
 - optimizer: `torch.optim.Adam.step()` + `zero_grad()` minus the jitted optax update;
@@ -24,34 +31,26 @@ measured on its own (fastest of many calls, alternating with what it is compared
   checks, Python), measured on a network with the same eight parameter leaves and next to no
   compute, minus its jax calls, conversions and loss.
 
-Run: `PYTHONPATH=src .venv/bin/python benchmarks/bench_interop.py [--threads 1] [--steps 60]`
+Run: `PYTHONPATH=src .venv/bin/python benchmarks/bench_interop.py [--cpus 1] [--rounds 15]`
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from collections.abc import Callable
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument(
-    "--threads",
-    type=int,
-    default=1,
-    help="torch threads; 1 also asks XLA for single-threaded Eigen (its runtime keeps a pool)",
-)
-parser.add_argument("--batch-size", type=int, default=128)
-parser.add_argument("--steps", type=int, default=60, help="timed steps of each side (alternating)")
-parser.add_argument("--channels", type=int, default=8, help="channels of the first conv")
-args = parser.parse_args()
+from _common import EXAMPLE, malloc_settings, pin_cpus, pure_jax_step
 
-if args.threads == 1:
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "")
-        + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-    )
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--cpus", type=int, default=1, help="cores to pin the process to (0: all)")
+parser.add_argument("--threads", type=int, default=1, help="torch threads")
+parser.add_argument("--batch-size", type=int, default=128)
+parser.add_argument("--rounds", type=int, default=15, help="rounds of both sides")
+parser.add_argument("--steps", type=int, default=20, help="timed steps per side and round")
+args = parser.parse_args()
+CORES = pin_cpus(args.cpus)
 
 import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
@@ -61,26 +60,10 @@ import optax  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from gallery_lib import FlaxModule  # noqa: E402
+from gallery_lib import FlaxModule, example_definitions  # noqa: E402
 from gallery_lib.interop._convert import array_to_torch, tensor_to_jax  # noqa: E402
 
 torch.set_num_threads(args.threads)
-
-
-class CNN(nn.Module):
-    """A small Fashion-MNIST classifier (NHWC input)."""
-
-    channels: int = 8
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        x = nn.relu(nn.Conv(self.channels, (3, 3))(x))
-        x = nn.max_pool(x, (2, 2), (2, 2))
-        x = nn.relu(nn.Conv(2 * self.channels, (3, 3))(x))
-        x = nn.max_pool(x, (2, 2), (2, 2))
-        x = x.reshape(x.shape[0], -1)
-        x = nn.relu(nn.Dense(8 * self.channels)(x))
-        return nn.Dense(10)(x)
 
 
 class Tiny(nn.Module):
@@ -112,73 +95,74 @@ def timeit(*fns: Callable[[], object], repeat: int) -> list[float]:
 
 def main() -> None:
     batch = args.batch_size
+    example = example_definitions(EXAMPLE)
     rng = np.random.default_rng(0)
-    images = rng.standard_normal((4, batch, 28, 28, 1), dtype=np.float32)
-    labels = rng.integers(0, 10, size=(4, batch))
-    torch_x = [torch.from_numpy(x) for x in images]
-    torch_y = [torch.from_numpy(y) for y in labels]
+    images = rng.standard_normal((4, batch, 1, 28, 28), dtype=np.float32)
+    labels = rng.integers(0, 10, size=(4, batch)).astype(np.int32)
+    # Torch-allocated (aligned) batches, as a DataLoader gives them; NumPy ones for pure Jax.
+    torch_x = [torch.from_numpy(x).clone() for x in images]
+    torch_y = [torch.from_numpy(y).long() for y in labels]
     jax_x = [jnp.asarray(x) for x in images]
-    jax_y = [jnp.asarray(y, dtype=jnp.int32) for y in labels]
+    jax_y = [jnp.asarray(y) for y in labels]
 
     # --- the wrapper with a torch optimizer ---
-    net = FlaxModule(CNN(args.channels), torch_x[0], seed=0)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    net = FlaxModule(example.FlaxCNN(), torch_x[0], seed=0)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
 
-    def torch_step(i: int) -> float:
+    def torch_step(i: int) -> None:
         out = net(torch_x[i % 4])
         loss = F.cross_entropy(out, torch_y[i % 4])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        return loss.item()
 
     # --- the same in pure Jax ---
-    model = CNN(args.channels)
-    params = model.init(jax.random.key(0), jax_x[0])["params"]
+    model = example.FlaxCNN()
+    init_params = model.init(jax.random.key(0), jax_x[0])["params"]
     tx = optax.adam(1e-3)
-    state = (params, tx.init(params))
+    jax_step = pure_jax_step(model, tx)
+    params = jax.tree.map(jnp.copy, init_params)
+    state = [params, tx.init(params)]
+
+    def run_jax(i: int) -> None:
+        state[0], state[1], _ = jax_step(state[0], state[1], images[i % 4], labels[i % 4])
+
+    def timed(run: Callable[[int], None]) -> tuple[float, float]:
+        start, start_cpu = time.perf_counter(), time.process_time()
+        for i in range(args.steps):
+            run(i)
+        jax.block_until_ready(state)
+        return (
+            args.steps * batch / (time.perf_counter() - start),
+            args.steps * batch / (time.process_time() - start_cpu),
+        )
+
+    for i in range(5):  # compile both before timing
+        torch_step(i)
+        run_jax(i)
+    rates: dict[str, list[tuple[float, float]]] = {"wrapper": [], "jax": []}
+    order = np.random.default_rng(1)
+    for _ in range(args.rounds):
+        sides = [(torch_step, "wrapper"), (run_jax, "jax")]
+        # Which side goes first changes at random: a side can run faster or slower after the
+        # other (caches, XLA's thread pool still awake or not).
+        for run, name in sides if order.random() < 0.5 else sides[::-1]:
+            rates[name].append(timed(run))
+    ratios = [w[0] / j[0] for w, j in zip(rates["wrapper"], rates["jax"], strict=True)]
+    cpu_ratios = [w[1] / j[1] for w, j in zip(rates["wrapper"], rates["jax"], strict=True)]
+    wrapper_rate = statistics.median(r[0] for r in rates["wrapper"])
+    jax_rate = statistics.median(r[0] for r in rates["jax"])
+    wrapper_us, jax_us = 1e6 * batch / wrapper_rate, 1e6 * batch / jax_rate
+
+    # --- where the overhead goes: each part on its own ---
+    repeat = 60
+    x, y = torch_x[0], torch_y[0]
+    jx, jy = jax_x[0], jax_y[0]
 
     def loss_fn(params: object, x: jax.Array, y: jax.Array) -> jax.Array:
         logits = model.apply({"params": params}, x)
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-    @jax.jit
-    def jax_step(state: tuple, x: jax.Array, y: jax.Array) -> tuple:
-        params, opt_state = state
-        loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), loss
-
-    def run_jax(i: int) -> float:
-        nonlocal state
-        state, loss = jax_step(state, jax_x[i % 4], jax_y[i % 4])
-        return loss.item()
-
-    for i in range(3):  # compile both before timing
-        torch_step(i)
-        run_jax(i)
-    # One step of each side in turn, so that load from other processes hits both alike; the
-    # median step time of each side rejects the steps a preemption hit.
-    rates: dict[str, list[float]] = {"wrapper": [], "jax": [], "wrapper cpu": [], "jax cpu": []}
-    order = np.random.default_rng(1)
-    for i in range(args.steps):
-        sides = [(torch_step, "wrapper"), (run_jax, "jax")]
-        # Which side goes first changes every step (at random), as a step can run faster or
-        # slower after the other side's (caches, XLA's thread pool still awake or not).
-        for run, name in sides if order.random() < 0.5 else sides[::-1]:
-            start, start_cpu = time.perf_counter(), time.process_time()
-            run(i)
-            rates[name].append(batch / (time.perf_counter() - start))
-            rates[name + " cpu"].append(batch / (time.process_time() - start_cpu))
-    median = {name: statistics.median(values) for name, values in rates.items()}
-    fastest = {name: max(values) for name, values in rates.items()}
-    wrapper_rate, jax_rate = median["wrapper"], median["jax"]
-    wrapper_us, jax_us = 1e6 * batch / wrapper_rate, 1e6 * batch / jax_rate
-
-    # --- where the overhead goes: each part on its own ---
-    repeat = args.steps
-    x, y = torch_x[0], torch_y[0]
-    jx, jy = jax_x[0], jax_y[0]
     grad_fn = jax.jit(jax.value_and_grad(loss_fn))
 
     def fused() -> None:
@@ -265,13 +249,16 @@ def main() -> None:
     }
     parts["dispatch (autograd.Function, checks, Python)"] = 1e6 * dispatch
 
-    print(f"threads={args.threads} batch={batch} channels={args.channels} steps={args.steps}")
-    print(f"pure Jax : {jax_rate:9.0f} samples/s  ({jax_us:8.0f} us/step)")
+    print(
+        f"{CORES}, {malloc_settings()}, torch threads {args.threads}, batch {batch}, "
+        f"{args.rounds} rounds x "
+        f"{args.steps} steps, jax {jax.__version__}, torch {torch.__version__}"
+    )
+    print(f"pure Jax : {jax_rate:9.0f} samples/s  ({jax_us:8.0f} us/step, median of rounds)")
     print(f"wrapper  : {wrapper_rate:9.0f} samples/s  ({wrapper_us:8.0f} us/step)")
-    print(f"ratio wrapper / pure Jax: {wrapper_rate / jax_rate:.3f}  (target >= 0.9)")
-    fast_ratio = fastest["wrapper"] / fastest["jax"]
-    print(f"ratio of the fastest steps: {fast_ratio:.3f}")
-    cpu_ratio = median["wrapper cpu"] / median["jax cpu"]
+    ratio, cpu_ratio = statistics.median(ratios), statistics.median(cpu_ratios)
+    print(f"ratio wrapper / pure Jax (median of rounds): {ratio:.3f}  (target >= 0.9)")
+    print(f"  per round: min {min(ratios):.3f}, max {max(ratios):.3f}")
     print(f"ratio of samples per CPU-second of this process: {cpu_ratio:.3f}")
     print(f"overhead per step: {overhead:.0f} us (from the two rates); measured separately:")
     print(f"  fused value_and_grad (pure Jax): {1e6 * fused_grad:8.0f} us")

@@ -25,7 +25,9 @@ against the same CNN in plain torch.
 #
 # The defaults are what the docs build runs; run the script with `--help` to list the flags.
 # `--variant` picks which part(s) to train, `--batch-size` one of a few sizes that suit the
-# one-cycle schedule below.
+# one-cycle schedule below. `--accelerator`, `--devices`, `--num-nodes` and `--strategy` go to
+# Lightning's `Trainer`: `--devices 4 --strategy ddp` trains on 4 GPUs, `srun` on a SLURM
+# cluster (see [Scaling out](../../scaling-out.md)); the code stays the same.
 import dataclasses
 from typing import Literal
 
@@ -55,6 +57,14 @@ class Config:
     """Seed of the data split and shuffling, and of the network initialisation."""
     threads: int = 1
     """Torch CPU threads (Jax picks its own)."""
+    accelerator: str = "auto"
+    """Lightning's accelerator for training: `cpu`, `gpu`, or `auto` (a GPU if there is one)."""
+    devices: str = "auto"
+    """Devices per machine for training (`2`, `0,1`, `auto`); several train data-parallel."""
+    num_nodes: int = 1
+    """Machines to train on (on a SLURM cluster, as many as `srun --nodes`)."""
+    strategy: str = "auto"
+    """Lightning's strategy: `auto` (DDP on several devices), `ddp`, ..."""
 
 
 config = example_config(
@@ -152,8 +162,9 @@ class Classifier(pl.LightningModule):
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         x, y = batch
         logits = self(x)
-        self.log(f"{stage}_loss", F.cross_entropy(logits, y))
-        self.log(f"{stage}_acc", (logits.argmax(-1) == y).float().mean())
+        # sync_dist: on several processes (DDP), log the mean over all of them.
+        self.log(f"{stage}_loss", F.cross_entropy(logits, y), sync_dist=True)
+        self.log(f"{stage}_acc", (logits.argmax(-1) == y).float().mean(), sync_dist=True)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")
@@ -165,7 +176,8 @@ class Classifier(pl.LightningModule):
         return self(batch[0]).argmax(-1)
 
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate)
+        # `fused=True`: torch's one-kernel Adam, about 3x faster on a CPU than the default.
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.learning_rate, fused=True)
         schedule = OneCycleLR(
             optimizer,
             max_lr=self.hparams.learning_rate,
@@ -198,7 +210,12 @@ def train(model: pl.LightningModule, name: str) -> tuple[pl.Trainer, dict[str, f
         max_epochs=config.epochs,
         logger=CSVLogger(log_root, name=name),
         default_root_dir=log_root,
-        log_every_n_steps=min(20, len(datamodule.train_set) // config.batch_size),
+        accelerator=config.accelerator,
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy=config.strategy,
+        # Several points per epoch, also when DDP shares the epoch's steps between processes.
+        log_every_n_steps=min(20, max(1, len(datamodule.train_set) // config.batch_size // 4)),
         enable_progress_bar=False,
         enable_model_summary=False,
         deterministic=False,
@@ -265,7 +282,7 @@ if config.variant in ("both", "jax-network"):
 import numpy as np
 import optax
 
-from gallery_lib import jax_to_torch, torch_to_jax
+from gallery_lib import all_reduce_mean, jax_to_torch, torch_to_jax
 
 
 class OptaxState(torch.optim.Optimizer):
@@ -300,17 +317,28 @@ class JaxStepClassifier(Classifier):
         self.tx = optax.adam(schedule)
         apply_fn, tx = self.network.apply_fn, self.tx
 
-        def train_step(params, opt_state, x, y):
-            def loss_fn(params):
-                logits = apply_fn({"params": params}, x)
-                return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        def loss_fn(params, x, y):
+            logits = apply_fn({"params": params}, x)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-            loss, grads = jax.value_and_grad(loss_fn)(params)
+        @jax.jit
+        def update(params, opt_state, grads):
             updates, opt_state = tx.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state, loss
+            return optax.apply_updates(params, updates), opt_state
 
-        # The optimizer state is Jax's own: donate its buffers to the update.
-        self.train_step = jax.jit(train_step, donate_argnums=1)
+        grad_fn = jax.jit(jax.value_and_grad(loss_fn))
+
+        def train_step(params, opt_state, x, y):
+            loss, grads = grad_fn(params, x, y)
+            # Several processes (DDP): average the gradients over them; one: nothing to do.
+            grads = all_reduce_mean(grads)
+            params, opt_state = update(params, opt_state, grads)
+            return params, opt_state, loss
+
+        # One process: the whole step compiles into one XLA program, and the optimizer state,
+        # Jax's own, donates its buffers to the update. Several: two programs, averaged between.
+        one_process = self.trainer.world_size == 1
+        self.train_step = jax.jit(train_step, donate_argnums=1) if one_process else train_step
         return OptaxState(self.parameters(), self.tx.init(self.network.jax_params))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
@@ -352,6 +380,10 @@ trainer = trainer_2 if name == "jax-step" else trainer_1
 print(ModelSummary(model, max_depth=3))
 checkpoint_path = log_root / f"{name}.ckpt"
 trainer.save_checkpoint(checkpoint_path, weights_only=False)  # weights and optimizer state
+if torch.distributed.is_initialized():  # trained on several processes (DDP):
+    torch.distributed.destroy_process_group()
+    if trainer.global_rank > 0:  # what follows is for process 0 alone
+        raise SystemExit
 checkpoint = torch.load(checkpoint_path, weights_only=True)
 print("checkpoint keys:", sorted(checkpoint))
 print("saved tensors:", sorted(checkpoint["state_dict"]))
@@ -375,7 +407,9 @@ assert all(jax.tree.leaves(same))
 # docs may be shared; the wall-clock time is shown beside it.
 predictions = {
     name: torch.cat(
-        pl.Trainer(logger=False, enable_progress_bar=False).predict(model, datamodule=datamodule)
+        pl.Trainer(logger=False, enable_progress_bar=False, devices=1).predict(
+            model, datamodule=datamodule
+        )
     ).numpy()
     for name, model in models.items()
 }
@@ -443,6 +477,7 @@ def samples_per_second(make_model) -> tuple[float, float]:
     timer = StepTimer(warmup=5)
     trainer = pl.Trainer(
         max_steps=timer.warmup + config.speed_steps,
+        devices=1,
         limit_val_batches=0,
         logger=False,
         enable_checkpointing=False,

@@ -7,6 +7,8 @@ from ._callbacks import JaxCallback as JaxCallback
 from ._checkpoint import CheckpointCallback as CheckpointCallback
 from ._cli import example_config as example_config
 from ._cli import quick_mode as quick_mode
+from ._distributed import all_reduce_mean as all_reduce_mean
+from ._distributed import initialize_distributed as initialize_distributed
 from ._early_stopping import EarlyStopping as EarlyStopping
 from ._examples import example_definitions as example_definitions
 from ._fetch import cache_dir as cache_dir
@@ -31,10 +33,12 @@ __all__ = [
     "LoggerCallback",
     "ProgressBarCallback",
     "X64NarrowingWarning",
+    "all_reduce_mean",
     "cache_dir",
     "example_config",
     "example_definitions",
     "fetch_sdist",
+    "initialize_distributed",
     "jax_to_torch",
     "quick_mode",
     "sha256_of",

@@ -58,6 +58,13 @@ class CheckpointCallback(JaxCallback):
 
     def setup(self, trainer: Any, module: Any, stage: str) -> None:
         """Open the checkpoint directory; start from the restored metrics when resuming."""
+        if jax.process_count() > 1:
+            raise NotImplementedError(
+                f"CheckpointCallback cannot save a run of {jax.process_count()} processes "
+                "(jax.distributed): the trainer's hooks run in process 0 only, while orbax "
+                "expects every process to take part in a save, so the run would hang. Train "
+                "without it, or save the returned state with orbax from every process."
+            )
         options = ocp.CheckpointManagerOptions(
             max_to_keep=self.max_to_keep, enable_async_checkpointing=False, create=True
         )

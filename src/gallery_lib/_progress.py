@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any, Literal
 
+import jax
+
 from ._callbacks import JaxCallback
 from ._loggers import flatten_metrics
 
@@ -33,6 +35,8 @@ class ProgressBarCallback(JaxCallback):
 
     def setup(self, trainer: Any, module: Any, stage: str) -> None:
         """Show the bar, at the epoch the run starts from."""
+        if jax.process_index() != 0:
+            return  # several processes (jax.distributed): the hooks run in process 0 only
         description = f"{type(module).__qualname__}: epochs"
         if self.backend == "tqdm":
             from tqdm.auto import tqdm

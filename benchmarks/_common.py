@@ -1,0 +1,60 @@
+"""What `bench_interop.py` and `bench_flax_cnn.py` share, so that their ratios compare.
+
+- the network: the flax CNN of `examples/plot_flax_cnn_lightning.py` (NCHW input, batch 128);
+- the pure-Jax baseline: one jitted step (flax forward, `jax.value_and_grad` of the softmax
+  cross-entropy, optax Adam), parameters and optimizer state donated, fed NumPy batches;
+- the CPU cores: `pin_cpus` restricts the whole process (torch, XLA's thread pool and Python
+  alike) to the first `n` allowed cores before jax starts. The XLA flags
+  `--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1` do not do this: with
+  them the pure-Jax step still used about 1.4 cores of two;
+- the estimator: rounds of every contender one after the other, the ratio to pure Jax taken
+  within each round, the median of these ratios reported (and of samples per CPU-second).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "plot_flax_cnn_lightning.py"
+
+
+def pin_cpus(cpus: int) -> str:
+    """Run this process on its first `cpus` allowed cores (0: all); return a description.
+
+    Call it before importing jax: XLA sizes its thread pool when the CPU client starts.
+    """
+    allowed = sorted(os.sched_getaffinity(0))
+    if cpus > 0:
+        allowed = allowed[:cpus]
+        os.sched_setaffinity(0, allowed)
+    return f"cores {','.join(map(str, allowed))}"
+
+
+def malloc_settings() -> str:
+    """The glibc malloc tunables set in the environment (they change the wrapper's speed)."""
+    tunables = sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("MALLOC_"))
+    return "malloc " + (" ".join(tunables) if tunables else "glibc defaults")
+
+
+def pure_jax_step(model: Any, tx: Any) -> Any:
+    """The pure-Jax baseline: a jitted training step that donates parameters and optimizer state.
+
+    `step(params, opt_state, x, y) -> (params, opt_state, loss)`.
+    """
+    import jax
+    import optax
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    def step(params: Any, opt_state: Any, x: Any, y: Any) -> Any:
+        def loss_fn(params: Any) -> Any:
+            logits = model.apply({"params": params}, x)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    return step
