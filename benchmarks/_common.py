@@ -33,10 +33,20 @@ def pin_cpus(cpus: int) -> str:
     return f"cores {','.join(map(str, allowed))}"
 
 
-def malloc_settings() -> str:
-    """The glibc malloc tunables set in the environment (they change the wrapper's speed)."""
+def apply_malloc(mode: str) -> str:
+    """Set glibc's malloc up as `--malloc` asks (`keep` or `default`); return a description.
+
+    `keep` calls `gallery_lib.keep_freed_memory()`, as the flax CNN example does: freed Jax
+    buffers stay in the heap for the next step instead of going back to the kernel. It applies
+    to every contender of the process alike. `MALLOC_*` variables set in the environment are
+    reported too.
+    """
+    from gallery_lib import keep_freed_memory
+
+    kept = mode == "keep" and keep_freed_memory()
     tunables = sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith("MALLOC_"))
-    return "malloc " + (" ".join(tunables) if tunables else "glibc defaults")
+    described = "keep_freed_memory()" if kept else "glibc defaults"
+    return "malloc " + " ".join([described, *tunables])
 
 
 def pure_jax_step(model: Any, tx: Any) -> Any:

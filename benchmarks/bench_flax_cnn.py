@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from _common import EXAMPLE, malloc_settings, pin_cpus, pure_jax_step
+from _common import EXAMPLE, apply_malloc, pin_cpus, pure_jax_step
 
 if __name__ == "__main__":
     CORES = pin_cpus(int(sys.argv[sys.argv.index("--cpus") + 1]) if "--cpus" in sys.argv else 1)
@@ -104,7 +104,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--cpus", type=int, default=1, help="cores to pin the process to (0: all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--malloc",
+        choices=("keep", "default"),
+        default="keep",
+        help="keep: gallery_lib.keep_freed_memory() first, as the example does; default: glibc's",
+    )
     args = parser.parse_args()
+    malloc = apply_malloc(args.malloc)
     torch.set_num_threads(args.threads)
 
     example = example_definitions(EXAMPLE)
@@ -143,7 +150,7 @@ def main() -> None:
 
     print(
         f"\nbatch {args.batch_size}, {args.steps} timed steps x {args.rounds} rounds, "
-        f"{CORES}, {malloc_settings()}, torch threads {args.threads}, "
+        f"{CORES}, {malloc}, torch threads {args.threads}, "
         f"jax {jax.__version__}, torch {torch.__version__}"
     )
     print("| contender | samples/s (median) | samples/CPU-s | vs pure jax (median of rounds) |")

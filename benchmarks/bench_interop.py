@@ -8,7 +8,13 @@ Lightning (`bench_flax_cnn.py` measures the same inside Lightning, the same way)
 - wrapper: `out = net(x)`, `F.cross_entropy`, `loss.backward()`, `torch.optim.Adam.step()`
   (`fused=True`, torch's one-kernel CPU Adam, as the example uses);
 - pure Jax: the baseline of `_common.py`, one jitted `value_and_grad` + `optax.adam` step with
-  parameters and optimizer state donated, fed NumPy batches.
+  parameters and optimizer state donated, fed NumPy batches;
+- split: pure Jax again, cut where the wrapper must cut it (the wrapper's jitted forward with
+  its VJP, the loss gradient, the jitted backward, the optax update: four calls, Jax-owned
+  parameters): what the wrapper could reach if torch's side cost nothing.
+
+By default the process first calls `gallery_lib.keep_freed_memory()`, as the flax CNN example
+does (`--malloc default` leaves glibc's malloc as it is).
 
 Each round times `--steps` steps of each side, in random order, on the cores picked by
 `--cpus` (the whole process is pinned; 1 by default, so that XLA's thread pool cannot use a
@@ -37,11 +43,12 @@ Run: `PYTHONPATH=src .venv/bin/python benchmarks/bench_interop.py [--cpus 1] [--
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from collections.abc import Callable
 
-from _common import EXAMPLE, malloc_settings, pin_cpus, pure_jax_step
+from _common import EXAMPLE, apply_malloc, pin_cpus, pure_jax_step
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--cpus", type=int, default=1, help="cores to pin the process to (0: all)")
@@ -49,8 +56,15 @@ parser.add_argument("--threads", type=int, default=1, help="torch threads")
 parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--rounds", type=int, default=15, help="rounds of both sides")
 parser.add_argument("--steps", type=int, default=20, help="timed steps per side and round")
+parser.add_argument(
+    "--malloc",
+    choices=("keep", "default"),
+    default="keep",
+    help="keep: gallery_lib.keep_freed_memory() first, as the example does; default: glibc's",
+)
 args = parser.parse_args()
 CORES = pin_cpus(args.cpus)
+MALLOC = apply_malloc(args.malloc)
 
 import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
@@ -127,29 +141,56 @@ def main() -> None:
     def run_jax(i: int) -> None:
         state[0], state[1], _ = jax_step(state[0], state[1], images[i % 4], labels[i % 4])
 
+    # --- pure Jax again, split into the calls the wrapper makes: the ceiling of the design ---
+    # The wrapper's own jitted forward (+ VJP) and backward, on Jax-owned parameters, with the
+    # loss gradient and the optax update (donated) as two more jitted calls in between.
+    split_forward, split_backward = net._jitted(True, True), net._backward((False,))
+
+    @jax.jit
+    def loss_grad(logits: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return jax.value_and_grad(
+            lambda o: optax.softmax_cross_entropy_with_integer_labels(o, y).mean()
+        )(logits)
+
+    @functools.partial(jax.jit, donate_argnums=(1, 2))
+    def split_update(grads: object, opt_state: object, params: object) -> tuple[object, object]:
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    split_params = jax.tree.map(jnp.copy, init_params)
+    split_state = [split_params, tx.init(split_params)]
+
+    def run_split(i: int) -> None:
+        (logits,), _, vjp = split_forward(split_state[0], {}, (jax_x[i % 4],), np.uint32(i))
+        _, cotangent = loss_grad(logits, jax_y[i % 4])
+        grads, _ = split_backward(vjp, [cotangent])
+        split_state[0], split_state[1] = split_update(grads, split_state[1], split_state[0])
+
     def timed(run: Callable[[int], None]) -> tuple[float, float]:
         start, start_cpu = time.perf_counter(), time.process_time()
         for i in range(args.steps):
             run(i)
-        jax.block_until_ready(state)
+        jax.block_until_ready((state, split_state))
         return (
             args.steps * batch / (time.perf_counter() - start),
             args.steps * batch / (time.process_time() - start_cpu),
         )
 
-    for i in range(5):  # compile both before timing
-        torch_step(i)
-        run_jax(i)
-    rates: dict[str, list[tuple[float, float]]] = {"wrapper": [], "jax": []}
+    sides = {"wrapper": torch_step, "jax": run_jax, "split": run_split}
+    for i in range(5):  # compile all before timing
+        for run in sides.values():
+            run(i)
+    rates: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
     order = np.random.default_rng(1)
     for _ in range(args.rounds):
-        sides = [(torch_step, "wrapper"), (run_jax, "jax")]
-        # Which side goes first changes at random: a side can run faster or slower after the
-        # other (caches, XLA's thread pool still awake or not).
-        for run, name in sides if order.random() < 0.5 else sides[::-1]:
-            rates[name].append(timed(run))
+        # The order changes at random in each round: a side can run faster or slower after
+        # another (caches, XLA's thread pool still awake or not).
+        for index in order.permutation(len(sides)):
+            name = list(sides)[index]
+            rates[name].append(timed(sides[name]))
     ratios = [w[0] / j[0] for w, j in zip(rates["wrapper"], rates["jax"], strict=True)]
     cpu_ratios = [w[1] / j[1] for w, j in zip(rates["wrapper"], rates["jax"], strict=True)]
+    split_ratios = [w[0] / j[0] for w, j in zip(rates["split"], rates["jax"], strict=True)]
     wrapper_rate = statistics.median(r[0] for r in rates["wrapper"])
     jax_rate = statistics.median(r[0] for r in rates["jax"])
     wrapper_us, jax_us = 1e6 * batch / wrapper_rate, 1e6 * batch / jax_rate
@@ -250,7 +291,7 @@ def main() -> None:
     parts["dispatch (autograd.Function, checks, Python)"] = 1e6 * dispatch
 
     print(
-        f"{CORES}, {malloc_settings()}, torch threads {args.threads}, batch {batch}, "
+        f"{CORES}, {MALLOC}, torch threads {args.threads}, batch {batch}, "
         f"{args.rounds} rounds x "
         f"{args.steps} steps, jax {jax.__version__}, torch {torch.__version__}"
     )
@@ -260,6 +301,10 @@ def main() -> None:
     print(f"ratio wrapper / pure Jax (median of rounds): {ratio:.3f}  (target >= 0.9)")
     print(f"  per round: min {min(ratios):.3f}, max {max(ratios):.3f}")
     print(f"ratio of samples per CPU-second of this process: {cpu_ratio:.3f}")
+    print(
+        "ratio pure Jax split as the wrapper splits it / pure Jax: "
+        f"{statistics.median(split_ratios):.3f}  (the wrapper's ceiling)"
+    )
     print(f"overhead per step: {overhead:.0f} us (from the two rates); measured separately:")
     print(f"  fused value_and_grad (pure Jax): {1e6 * fused_grad:8.0f} us")
     print(f"  wrapper's forward + backward   : {1e6 * split:8.0f} us")

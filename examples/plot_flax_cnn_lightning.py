@@ -249,7 +249,15 @@ def train(model: pl.LightningModule, name: str) -> tuple[pl.Trainer, dict[str, f
 # The gradient crosses the boundary twice: torch hands d(loss)/d(logits) to Jax, Jax hands
 # d(loss)/d(parameters) back. Nothing else about Lightning changes: the module above is used
 # as is.
-from gallery_lib import FlaxModule
+#
+# One line is about speed on the CPU: the residuals the forward hands to the backward (about
+# 13 MB per step here) are new Jax buffers at every step, and by default glibc's `malloc`
+# returns freed memory to the system and takes it back, page by page, at the next step.
+# [`keep_freed_memory`][gallery_lib.keep_freed_memory] tells it to keep that memory for
+# reuse; it made this wrapper train about 20% faster on the machine that built these docs.
+from gallery_lib import FlaxModule, keep_freed_memory
+
+keep_freed_memory()
 
 example_input = datamodule.train_set[:2][0]
 results: dict[str, dict[str, float]] = {}

@@ -15,6 +15,7 @@ from ._fetch import cache_dir as cache_dir
 from ._fetch import fetch_sdist as fetch_sdist
 from ._fetch import sha256_of as sha256_of
 from ._loggers import LoggerCallback as LoggerCallback
+from ._memory import keep_freed_memory as keep_freed_memory
 from ._module import JaxModule as JaxModule
 from ._progress import ProgressBarCallback as ProgressBarCallback
 from ._trainer import JaxTrainer as JaxTrainer
@@ -40,6 +41,7 @@ __all__ = [
     "fetch_sdist",
     "initialize_distributed",
     "jax_to_torch",
+    "keep_freed_memory",
     "quick_mode",
     "sha256_of",
     "torch_to_jax",
