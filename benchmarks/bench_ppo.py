@@ -58,7 +58,7 @@ def load_example() -> dict:
     return module.__dict__
 
 
-def example_fit(namespace: dict, many: int = 0):
+def example_fit(namespace: dict, many: int = 0, opt_level: int | None = None):
     import jax
 
     from gallery_lib import JaxTrainer
@@ -72,7 +72,12 @@ def example_fit(namespace: dict, many: int = 0):
         **SHAPE,
     )
     steps_per_epoch = TOTAL_STEPS // module.batch_size // EVALS
-    trainer = JaxTrainer(EVALS, steps_per_epoch, enable_progress_bar=False)
+    # The example's XLA optimization level for the loop (its `--xla-opt-level`), unless given.
+    level = namespace["Config"].xla_opt_level if opt_level is None else opt_level
+    options = {"xla_backend_optimization_level": level}
+    trainer = JaxTrainer(
+        EVALS, steps_per_epoch, enable_progress_bar=False, compiler_options=options
+    )
     if many:
         return lambda seed: trainer.fit_many(module, jax.random.split(jax.random.key(seed), many))[
             1
@@ -136,23 +141,28 @@ def timed(fit, seed: int) -> tuple[float, float, dict]:
     return time.perf_counter() - wall, time.process_time() - cpu, metrics
 
 
-def child(kind: str, repeats: int) -> None:
+def child(kind: str, repeats: int, opt_level: int | None) -> None:
     if kind == "single":
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
     import jax
     import numpy as np
 
     namespace = load_example()
-    fits = {"example (JaxTrainer)": example_fit(namespace)}
+    fits = {"example (JaxTrainer)": example_fit(namespace, opt_level=opt_level)}
     if kind == "single":
         fits["rejax 0.1.3"] = rejax_fit()
     else:
-        fits = {"example, 8 seeds (fit_many, sharded)": example_fit(namespace, many=8)}
+        fits = {
+            "example, 8 seeds (fit_many, sharded)": example_fit(
+                namespace, many=8, opt_level=opt_level
+            )
+        }
     results = {name: {"first": timed(fit, 0), "runs": []} for name, fit in fits.items()}
     for repeat in range(repeats):
         for name, fit in fits.items():
             results[name]["runs"].append(timed(fit, 1 + repeat))
-    out = {"devices": jax.device_count()}
+    level = namespace["Config"].xla_opt_level if opt_level is None else opt_level
+    out = {"devices": jax.device_count(), "xla_opt_level": level}
     for name, res in results.items():
         walls = sorted(r[0] for r in res["runs"])
         cpus = sorted(r[1] for r in res["runs"])
@@ -177,11 +187,13 @@ def child(kind: str, repeats: int) -> None:
     print("RESULT " + json.dumps(out))
 
 
-def run_child(kind: str, repeats: int, devices: int, timeout: int) -> dict:
+def run_child(kind: str, repeats: int, devices: int, timeout: int, opt_level: int | None) -> dict:
     env = dict(os.environ)
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
     command = [sys.executable, __file__, "--child", kind, "--repeats", str(repeats)]
+    if opt_level is not None:
+        command += ["--xla-opt-level", str(opt_level)]
     result = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -195,15 +207,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--timeout", type=int, default=600)
+    parser.add_argument(
+        "--xla-opt-level",
+        type=int,
+        choices=range(4),
+        help="LLVM optimization level of the example's compiled loop (default: the example's)",
+    )
     parser.add_argument("--child", choices=["single", "many"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.repeats)
+        child(args.child, args.repeats, args.xla_opt_level)
         return
     load = os.getloadavg()[0]
-    single = run_child("single", args.repeats, 1, args.timeout)
+    single = run_child("single", args.repeats, 1, args.timeout, args.xla_opt_level)
     try:
-        many = run_child("many", max(2, args.repeats // 2), 2, args.timeout)
+        many = run_child("many", max(2, args.repeats // 2), 2, args.timeout, args.xla_opt_level)
     except (SystemExit, subprocess.TimeoutExpired) as error:
         print(f"many-seed run on 2 devices gave no result: {str(error)[:300]}")
         many = None
@@ -214,7 +232,8 @@ def main() -> None:
     print(f"# {stamp}, {machine}, {os.cpu_count()} cores, load average {load:.1f} at start")
     print(
         f"PPO CartPole-v1, {TOTAL_STEPS:,} env steps per seed, "
-        f"{EVALS} evaluations of {EVAL_EPISODES} episodes\n"
+        f"{EVALS} evaluations of {EVAL_EPISODES} episodes; the example's loop compiled with "
+        f"xla_backend_optimization_level={single['xla_opt_level']}\n"
     )
     header = (
         "run",

@@ -223,3 +223,18 @@ def test_early_stopping_in_fit_many_waits_for_every_seed() -> None:
     assert trainer.stopped_epoch == max(first_below)
     errors = np.asarray(eval_metrics["error"])
     np.testing.assert_array_equal(errors[:, -1], errors[:, max(first_below)])
+
+
+def test_compiler_options_reach_xla_and_keep_the_result() -> None:
+    module = LinearRegressionProbe()
+    rng = jax.random.key(3)
+    default = JaxTrainer(3, 50, enable_progress_bar=False).fit(module, rng)
+    options = {"xla_backend_optimization_level": 1}
+    trainer = JaxTrainer(3, 50, enable_progress_bar=False, compiler_options=options)
+    tuned = trainer.fit(module, rng)
+    np.testing.assert_allclose(tuned[1]["param_error"], default[1]["param_error"], rtol=1e-5)
+    np.testing.assert_allclose(tuned[0].weights, default[0].weights, rtol=1e-5)
+    # The options are XLA's: one it does not know fails the compilation, by its name.
+    bogus = JaxTrainer(3, 50, enable_progress_bar=False, compiler_options={"xla_no_such": 1})
+    with pytest.raises(jax.errors.JaxRuntimeError, match="xla_no_such"):
+        bogus.fit(module, rng)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import numbers
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -101,6 +101,11 @@ class JaxTrainer:
             and step.
         shard_batch: Use the devices when there are several: shard `fit`'s batches, split
             `fit_many`'s seeds.
+        compiler_options: XLA options for the compiled loop, passed to `jax.jit`. The loop is
+            one large program, so its compilation can take longer than a short run: on the
+            CPU, `{"xla_backend_optimization_level": 2}` (LLVM's `-O2` instead of the default
+            `-O3`) compiled the PPO example's loop about 30% faster with the same run time.
+            An unknown option fails at the first `fit`, naming it.
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -137,6 +142,7 @@ class JaxTrainer:
         enable_progress_bar: bool = True,
         detect_nan: bool = False,
         shard_batch: bool = True,
+        compiler_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.max_epochs = _positive_int("max_epochs", max_epochs)
         self.training_steps_per_epoch = _positive_int(
@@ -147,6 +153,7 @@ class JaxTrainer:
         )
         self.detect_nan = detect_nan
         self.shard_batch = shard_batch
+        self.compiler_options = dict(compiler_options or {})
         self.start_epoch = 0
         """The first epoch of the current run (above 0 when resumed from a checkpoint)."""
         self.restored_eval_history: Any = None
@@ -306,7 +313,8 @@ class JaxTrainer:
         if key not in self._programs or self._programs[key][0] is not module:
             run = functools.partial(self._program, loop_module, module)
             # The first epoch is static: it sets the length of the scan over epochs.
-            self._programs[key] = (module, jax.jit(run, static_argnums=2))
+            program = jax.jit(run, static_argnums=2, compiler_options=self.compiler_options)
+            self._programs[key] = (module, program)
         return self._programs[key][1]
 
     def _program(
