@@ -30,8 +30,8 @@ cost about 60 s of CPU per epoch on top of the encoding, beyond this page's budg
 # The defaults are those of the docs build; `GALLERY_QUICK=1` trains on a small subset in
 # seconds, and `python examples/plot_text_classification.py --help` lists every flag.
 # `--accelerator`, `--devices`, `--num-nodes` and `--strategy` go to Lightning's `Trainer`:
-# `--devices 4 --strategy ddp` trains on 4 GPUs, `srun` on a SLURM cluster (see
-# [Scaling out](../../scaling-out.md)); the code stays the same.
+# `--accelerator gpu --devices 4 --strategy ddp` trains on 4 GPUs, `srun` on a SLURM cluster
+# (see [Scaling out](../../scaling-out.md)); the code stays the same.
 import dataclasses
 
 from gallery_lib import example_config
