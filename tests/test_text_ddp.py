@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -42,35 +43,33 @@ def live_processes_in_group(group: int) -> list[int]:
 
 def run_in_own_session(command: list[str], env: dict[str, str], timeout: float):
     """Run `command` in a new session; when it ends, none of its processes (Lightning's rank 1)
-    may be left. On a timeout or a leftover, all of them are killed."""
-    process = subprocess.Popen(
-        command,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-        deadline = time.monotonic() + 10
-        while live_processes_in_group(process.pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        leftover = live_processes_in_group(process.pid)
-    finally:
-        if live_processes_in_group(process.pid):
-            os.killpg(process.pid, signal.SIGKILL)
-    assert not leftover, f"processes {leftover} of the run were still alive after it ended"
-    return process.returncode, stdout, stderr
+    may be left. On a timeout or a leftover, all of them are killed. The output goes through
+    files, not pipes, which a leftover process would keep open."""
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        process = subprocess.Popen(
+            command, env=env, stdout=stdout, stderr=stderr, text=True, start_new_session=True
+        )
+        try:
+            process.wait(timeout=timeout)
+            deadline = time.monotonic() + 10
+            while live_processes_in_group(process.pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            leftover = live_processes_in_group(process.pid)
+        finally:
+            if live_processes_in_group(process.pid):
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        assert not leftover, f"processes {leftover} of the run were still alive after it ended"
+        stdout.seek(0)
+        stderr.seek(0)
+        return process.returncode, stdout.read(), stderr.read()
 
 
-def probe_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-    for name in ("LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(name, None)
-    env.update(OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore::DeprecationWarning")
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(TESTS)])
-    return env
+def single_process_env(env: dict[str, str], **extra: str) -> dict[str, str]:
+    """`env` without what would make Lightning believe it runs inside a cluster job."""
+    launched = ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    env = {k: v for k, v in env.items() if not k.startswith("SLURM_") and k not in launched}
+    return env | extra
 
 
 def test_two_ddp_processes_train_the_text_classifier_like_one(tmp_path: Path) -> None:
@@ -79,7 +78,12 @@ def test_two_ddp_processes_train_the_text_classifier_like_one(tmp_path: Path) ->
     for devices in (1, 2):
         returncode, _, stderr = run_in_own_session(
             [sys.executable, str(TESTS / "text_ddp_probe.py"), str(out), str(devices)],
-            probe_env(),
+            single_process_env(
+                dict(os.environ),
+                OMP_NUM_THREADS="1",
+                PYTHONWARNINGS="ignore::DeprecationWarning",
+                PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(TESTS)]),
+            ),
             timeout=240,
         )
         assert returncode == 0, stderr[-4000:]
@@ -116,7 +120,7 @@ def test_the_example_runs_as_a_two_process_ddp_script() -> None:
             "--strategy",
             "ddp",
         ],
-        quick_env(MPLBACKEND="Agg"),
+        single_process_env(quick_env(MPLBACKEND="Agg")),
         timeout=300,
     )
     assert returncode == 0, stderr[-4000:]
