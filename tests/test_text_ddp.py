@@ -11,7 +11,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +160,31 @@ def test_bad_scaling_settings_fail_with_lightnings_message(
     config = example.Config(model="scratch", epochs=1, **settings)
     with pytest.raises(error, match=message):
         example.train_classifier(inputs, labels, config, 10)
+
+
+def test_feature_cache_is_safe_for_processes_that_encode_at_once(
+    example: Any, tmp_path: Path
+) -> None:
+    """Two writers of the same cache entry at the same time (as `srun` tasks would be): both
+    get the features, one file is left under the final name and no temporary file remains."""
+    barrier = threading.Barrier(2)
+    calls = []
+    (tmp_path / "model.safetensors").write_bytes(b"weights")  # part of the cache key
+
+    class FakeEncoder(example.MiniLMFeatures):
+        def __init__(self) -> None:  # no MiniLM: a fake weights file and a fake encoding
+            self.folder = self.cache = tmp_path
+
+        def __call__(self, texts: list[str]) -> np.ndarray:
+            calls.append(texts)
+            barrier.wait(timeout=30)  # both encode before either writes
+            return np.arange(6 * len(texts), dtype=np.float32).reshape(len(texts), 6)
+
+    texts = ["good", "bad", "ugly"]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: FakeEncoder().cached(texts), range(2)))
+    assert len(calls) == 2
+    for result in [*results, FakeEncoder().cached(texts)]:  # the third reads the cache
+        np.testing.assert_array_equal(result, np.arange(18, dtype=np.float32).reshape(3, 6))
+    assert len(calls) == 2
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".npy", ".safetensors"]
