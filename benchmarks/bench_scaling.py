@@ -1,12 +1,15 @@
-"""1 vs 2 devices on this CPU: Lightning DDP (both flax CNN variants) and JaxTrainer sharding.
+"""1 vs 2 devices on this CPU: Lightning DDP (flax CNN, text classifier), JaxTrainer sharding.
 
-Three measurements, each a ratio of samples/s with 2 "devices" to samples/s with 1, taken in
+Four measurements, each a ratio of samples/s with 2 "devices" to samples/s with 1, taken in
 this one run (absolute numbers on a shared 2-core machine mean little):
 
 - `ddp jax-network` and `ddp jax-step`: the flax CNN example's two LightningModules trained by
   Lightning's `Trainer(accelerator="cpu")`, one process, then `strategy="ddp", devices=2`
   (two processes, gloo). Each process keeps the batch `--batch-size` (so the global batch
   doubles, as when adding GPUs); steps are timed on process 0 after warm-up steps.
+- `ddp text`: the same for the text example's `SentimentClassifier` with its `minilm` body
+  (a bag of 64-wide embeddings over an 8,000-token vocabulary beside 2,304 frozen features,
+  one linear layer), on random token ids and features, at `--text-batch-size` per device.
 - `JaxTrainer`: the same flax CNN as a `JaxModule` (random images generated in `get_batch`)
   fitted by `JaxTrainer` on 1 and on 2 host devices
   (`XLA_FLAGS=--xla_force_host_platform_device_count=2`, each in a fresh subprocess), with the
@@ -18,6 +21,7 @@ Each is the best of `--rounds` measurements. The CPU time used per wall-clock se
 cannot gain at all.
 
     .venv/bin/python benchmarks/bench_scaling.py --steps 30 --rounds 2
+    .venv/bin/python benchmarks/bench_scaling.py --runs text --steps 100 --rounds 3
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "plot_flax_cnn_lightning.py"
+TEXT_EXAMPLE = ROOT / "examples" / "plot_text_classification.py"
 WARMUP = 5
+RUNS = ("jax", "cnn", "text")
 
 
 def parse() -> argparse.Namespace:
@@ -40,18 +46,20 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=40, help="timed steps per measurement")
     parser.add_argument("--batch-size", type=int, default=128, help="batch per device")
     parser.add_argument("--rounds", type=int, default=2, help="keep the best of this many")
+    parser.add_argument(
+        "--text-batch-size", type=int, default=64, help="batch per device of the text runs"
+    )
+    parser.add_argument(
+        "--runs", default=",".join(RUNS), help=f"comma-separated, among {', '.join(RUNS)}"
+    )
     parser.add_argument("--jax-devices", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--out", default="", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
-def lightning_rate(example, variant: str, devices: int, args: argparse.Namespace) -> dict:
-    """Samples/s (all processes together) of one variant under Lightning on `devices`."""
+def timed_fit(module, data, devices: int, batch_size: int, args: argparse.Namespace) -> dict:
+    """Samples/s (all processes together) and cores of `module` fitted on `devices`."""
     import lightning.pytorch as pl
-    import torch
-    from torch.utils.data import DataLoader, TensorDataset
-
-    from gallery_lib import FlaxModule
 
     class Timer(pl.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
@@ -62,12 +70,6 @@ def lightning_rate(example, variant: str, devices: int, args: argparse.Namespace
             self.wall = time.perf_counter() - self.start[0]
             self.cpu = time.process_time() - self.start[1]
 
-    n = args.batch_size * (WARMUP + args.steps) * devices
-    x = torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    y = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(1))
-    data = DataLoader(TensorDataset(x, y), batch_size=args.batch_size, shuffle=True)
-    network = FlaxModule(example.FlaxCNN(), x[:2])
-    module = {"jax-network": example.Classifier, "jax-step": example.JaxStepClassifier}[variant]
     timer = Timer()
     trainer = pl.Trainer(
         max_steps=WARMUP + args.steps,
@@ -81,10 +83,45 @@ def lightning_rate(example, variant: str, devices: int, args: argparse.Namespace
         enable_model_summary=False,
         callbacks=[timer],
     )
-    trainer.fit(module(network, learning_rate=3e-3), data)
+    trainer.fit(module, data)
     # Every process times the same synchronised steps; process 0's CPU time is one process's.
-    samples = args.steps * args.batch_size * devices
+    samples = args.steps * batch_size * devices
     return {"rate": samples / timer.wall, "cores": devices * timer.cpu / timer.wall}
+
+
+def lightning_rate(example, variant: str, devices: int, args: argparse.Namespace) -> dict:
+    """Samples/s (all processes together) of one flax CNN variant under Lightning."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from gallery_lib import FlaxModule
+
+    n = args.batch_size * (WARMUP + args.steps) * devices
+    x = torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(1))
+    data = DataLoader(TensorDataset(x, y), batch_size=args.batch_size, shuffle=True)
+    network = FlaxModule(example.FlaxCNN(), x[:2])
+    module = {"jax-network": example.Classifier, "jax-step": example.JaxStepClassifier}[variant]
+    return timed_fit(module(network, learning_rate=3e-3), data, devices, args.batch_size, args)
+
+
+def text_rate(text_example, devices: int, args: argparse.Namespace) -> dict:
+    """Samples/s (all processes together) of the text example's classifier under Lightning."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    vocab, tokens, batch = 8000, 64, args.text_batch_size
+    n = batch * (WARMUP + args.steps) * devices
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(4, 47, (n, 1), generator=generator)  # padded to 64, as the example
+    ids = torch.randint(1, vocab, (n, tokens), generator=generator)
+    ids = ids * (torch.arange(tokens) < lengths)
+    features = torch.randn(n, text_example.MiniLMFeatures.width, generator=generator)
+    y = torch.randint(0, 2, (n,), generator=generator)
+    data = DataLoader(TensorDataset(ids, features, y), batch_size=batch, shuffle=True)
+    body = text_example.make_body("minilm", vocab)
+    module = text_example.SentimentClassifier(body, learning_rate=3e-3)
+    return timed_fit(module, data, devices, batch, args)
 
 
 def jax_trainer_rate(args: argparse.Namespace) -> None:
@@ -156,27 +193,39 @@ def main() -> None:
 
     from gallery_lib import example_definitions
 
+    runs = args.runs.split(",")
+    if unknown := set(runs) - set(RUNS):
+        raise SystemExit(f"--runs: unknown {sorted(unknown)}; choose among {', '.join(RUNS)}")
     torch.set_num_threads(1)
     example = example_definitions(EXAMPLE)
+    text_example = example_definitions(TEXT_EXAMPLE)
+    # Every Lightning measurement: (its name, a function of the number of devices).
+    measured = [
+        (f"ddp {variant}", lambda d, v=variant: lightning_rate(example, v, d, args))
+        for variant in ("jax-network", "jax-step")
+        if "cnn" in runs
+    ]
+    if "text" in runs:
+        measured.append(("ddp text (minilm body)", lambda d: text_rate(text_example, d, args)))
     rank = int(os.environ.get("LOCAL_RANK", 0))
     results: dict[str, dict[int, dict]] = {}
     if "LOCAL_RANK" not in os.environ:  # process 0, before Lightning starts process 1
-        with tempfile.TemporaryDirectory() as tmp:
-            results["JaxTrainer"] = {
-                d: run_jax_trainer(d, args, Path(tmp) / f"{d}.json") for d in (1, 2)
-            }
-        for variant in ("jax-network", "jax-step"):
-            runs = [lightning_rate(example, variant, 1, args) for _ in range(args.rounds)]
-            results[f"ddp {variant}"] = {1: max(runs, key=lambda r: r["rate"])}
-    for variant in ("jax-network", "jax-step"):
-        runs = [lightning_rate(example, variant, 2, args) for _ in range(args.rounds)]
+        if "jax" in runs:
+            with tempfile.TemporaryDirectory() as tmp:
+                results["JaxTrainer"] = {
+                    d: run_jax_trainer(d, args, Path(tmp) / f"{d}.json") for d in (1, 2)
+                }
+        for name, rate in measured:
+            results[name] = {1: max((rate(1) for _ in range(args.rounds)), key=lambda r: r["rate"])}
+    for name, rate in measured:
+        best = max((rate(2) for _ in range(args.rounds)), key=lambda r: r["rate"])
         if rank == 0:
-            results[f"ddp {variant}"][2] = max(runs, key=lambda r: r["rate"])
+            results[name][2] = best
     if rank != 0:
         return
     print(
-        f"\nbatch {args.batch_size} per device, {args.steps} timed steps, best of "
-        f"{args.rounds} rounds, {os.cpu_count()} CPUs"
+        f"\nbatch {args.batch_size} per device ({args.text_batch_size} for text), {args.steps} "
+        f"timed steps, best of {args.rounds} rounds, {os.cpu_count()} CPUs"
     )
     print("| run | 1 device: samples/s (cores) | 2 devices: samples/s (cores) | 2 vs 1 |")
     print("|---|---|---|---|")

@@ -138,7 +138,9 @@ def test_cli_help_lists_the_settings() -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    for flag in ("--data-source", "--model", "--epochs", "--batch-size", "--threads", "--seed"):
+    flags = ["--data-source", "--model", "--epochs", "--batch-size", "--threads", "--seed"]
+    flags += ["--accelerator", "--devices", "--num-nodes", "--strategy"]  # Lightning's scaling
+    for flag in flags:
         assert flag in result.stdout
 
 
