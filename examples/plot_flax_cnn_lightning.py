@@ -26,8 +26,9 @@ against the same CNN in plain torch.
 # The defaults are what the docs build runs; run the script with `--help` to list the flags.
 # `--variant` picks which part(s) to train, `--batch-size` one of a few sizes that suit the
 # one-cycle schedule below. `--accelerator`, `--devices`, `--num-nodes` and `--strategy` go to
-# Lightning's `Trainer`: `--devices 4 --strategy ddp` trains on 4 GPUs, `srun` on a SLURM
-# cluster (see [Scaling out](../../scaling-out.md)); the code stays the same.
+# Lightning's `Trainer`: `--accelerator gpu --devices 4 --strategy ddp` trains on 4 GPUs,
+# `srun` on a SLURM cluster (see [Scaling out](../../scaling-out.md)); the code stays the same.
+# The defaults train on one CPU process, so that building the docs never starts several.
 import dataclasses
 from typing import Literal
 
@@ -57,9 +58,9 @@ class Config:
     """Seed of the data split and shuffling, and of the network initialisation."""
     threads: int = 1
     """Torch CPU threads (Jax picks its own)."""
-    accelerator: str = "auto"
-    """Lightning's accelerator for training: `cpu`, `gpu`, or `auto` (a GPU if there is one)."""
-    devices: str = "auto"
+    accelerator: str = "cpu"
+    """Lightning's accelerator for training: `cpu`, or `gpu` (which needs a CUDA build of jax)."""
+    devices: str = "1"
     """Devices per machine for training (`2`, `0,1`, `auto`); several train data-parallel."""
     num_nodes: int = 1
     """Machines to train on (on a SLURM cluster, as many as `srun --nodes`)."""
