@@ -10,6 +10,9 @@ Four ways to train the same CNN on Fashion-MNIST batches, timed in one process:
   automatic optimization;
 - `plain torch`: the same CNN in torch, trained by the same `LightningModule` as part 1.
 
+Then what Lightning's loop costs by itself: the same `Trainer` and `DataLoader` with a step
+that does nothing (with and without `self.log`), per step and as a share of a pure-Jax step.
+
 Each round times every contender for `--steps` steps after warm-up steps (compilation), one
 after the other; ratios to pure Jax are taken within each round and their median reported,
 which keeps them meaningful on a shared machine. Samples per CPU-second are reported too.
@@ -164,6 +167,35 @@ def main() -> None:
             f"| {statistics.median(r[1] for r in results):,.0f} "
             f"| {statistics.median(ratios):.2f}x (per CPU-s {cpu_ratio:.2f}x) |"
         )
+
+    # Lightning's own cost per step: the same loop, DataLoader and batch size, a step that
+    # does nothing but Lightning's manual `optimizer.step` (and, second, `self.log` of a loss).
+    pure_us = 1e6 * dm.batch_size / statistics.median(b[0] for b in base)
+    for log in (False, True):
+        rate, _ = time_lightning(example, dm, lambda log=log: NoopStep(log), args.steps)
+        loop_us = 1e6 * dm.batch_size / rate
+        print(
+            f"Lightning's loop with a no-op step{' and self.log' if log else ''}: "
+            f"{loop_us:.0f} us per step = {loop_us / pure_us:.1%} of a pure-Jax step"
+        )
+
+
+class NoopStep(pl.LightningModule):
+    """A manual-optimization step that does nothing: what Lightning's loop costs by itself."""
+
+    def __init__(self, log: bool) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.log_loss = log
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self.optimizers().step(closure=lambda: None)
+        if self.log_loss:
+            self.log("train_loss", torch.zeros(()))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.0)
 
 
 if __name__ == "__main__":

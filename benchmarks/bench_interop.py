@@ -25,10 +25,9 @@ of many calls, alternating with what it is compared to):
 
 - jax compute: the wrapper's jitted forward (+ VJP residuals) and jitted backward, called
   directly with jax arrays, minus the fused pure-Jax gradient (the cost of splitting the
-  step in two XLA calls);
-  both allocate their outputs at every call (no donation), so with glibc's default malloc
-  their times include the same page-faulting the wrapper suffers from (see the docs); run
-  with `MALLOC_TRIM_THRESHOLD_=1000000000` to see the compute alone;
+  step in two XLA calls); both allocate their outputs at every call (no donation), so with
+  `--malloc default` their times include the page faults the wrapper suffers from (see the
+  docs);
 - conversion: the DLPack conversions a step makes (input, cotangent, outputs,
   gradients) and the cached parameter views;
 - optimizer: `torch.optim.Adam.step()` + `zero_grad()` minus the jitted optax update;

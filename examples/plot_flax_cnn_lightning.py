@@ -252,10 +252,12 @@ def train(model: pl.LightningModule, name: str) -> tuple[pl.Trainer, dict[str, f
 # as is.
 #
 # One line is about speed on the CPU: the residuals the forward hands to the backward (about
-# 13 MB per step here) are new Jax buffers at every step, and by default glibc's `malloc`
-# returns freed memory to the system and takes it back, page by page, at the next step.
+# 13 MB per step here) are new Jax buffers at every step, and by default glibc's `malloc` can
+# return freed memory to the system and take it back, page by page, at the next step.
 # [`keep_freed_memory`][gallery_lib.keep_freed_memory] tells it to keep that memory for
-# reuse; it made this wrapper train about 20% faster on the machine that built these docs.
+# reuse. In a bare training loop it made this wrapper about 15% faster on the machine that
+# built these docs (`benchmarks/bench_interop.py`); inside Lightning, whose own allocations
+# keep the heap busy, the difference was within the noise.
 from gallery_lib import FlaxModule, keep_freed_memory
 
 keep_freed_memory()
