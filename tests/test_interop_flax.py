@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from flax import nnx
 
 from gallery_lib import FlaxModule, torch_to_jax
 
@@ -327,3 +328,65 @@ def test_frozen_parameters_get_no_gradient() -> None:
     net(x).sum().backward()
     assert all(p.grad is None for p in net.parameters())
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+class NNXNet(nnx.Module):
+    """An nnx network with batch statistics and dropout, switched by a `train` argument."""
+
+    def __init__(self, din: int, dout: int, rngs: nnx.Rngs) -> None:
+        self.hidden = nnx.Linear(din, 16, rngs=rngs)
+        self.norm = nnx.BatchNorm(16, rngs=rngs)
+        self.drop = nnx.Dropout(0.5, rngs=rngs)
+        self.out = nnx.Linear(16, dout, rngs=rngs)
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        h = jax.nn.relu(self.norm(self.hidden(x), use_running_average=not train))
+        return self.out(self.drop(h, deterministic=not train))
+
+
+def test_an_nnx_network_through_flax_bridge() -> None:
+    bridged = nnx.bridge.ToLinen(NNXNet, args=(4, 3))
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 4, generator=generator)
+    net = FlaxModule(bridged, x, seed=1)
+    assert net.train_kwarg == "train"  # found on the nnx class's __call__
+    assert sorted(name for name, _ in net.named_parameters()) == [
+        "params.hidden.bias",
+        "params.hidden.kernel",
+        "params.norm.bias",
+        "params.norm.scale",
+        "params.out.bias",
+        "params.out.kernel",
+    ]
+    assert sorted(name for name, _ in net.named_buffers()) == [
+        "batch_stats.norm.mean",
+        "batch_stats.norm.var",
+    ]
+
+    # Training mode: fresh dropout masks, batch statistics updated in place.
+    mean = net.batch_stats.norm.mean.clone()
+    net.train()
+    assert not torch.allclose(net(x), net(x))
+    assert not torch.allclose(net.batch_stats.norm.mean, mean)
+
+    # Evaluation mode: deterministic, statistics frozen, gradients equal jax.grad's.
+    net.eval()
+    mean = net.batch_stats.norm.mean.clone()
+    variables = jax.tree.map(jnp.array, net.jax_variables)
+    x.requires_grad_()
+    target = torch.randn(8, 3, generator=generator)
+    out = net(x)
+    torch.testing.assert_close(out, net(x))
+    ((out - target) ** 2).mean().backward()
+    torch.testing.assert_close(net.batch_stats.norm.mean, mean)
+
+    def loss_fn(params: Any, x: jax.Array) -> jax.Array:
+        out = bridged.apply({**variables, "params": params}, x, train=False)
+        return ((out - torch_to_jax(target)) ** 2).mean()
+
+    grad_params, grad_x = jax.grad(loss_fn, argnums=(0, 1))(
+        variables["params"], torch_to_jax(x.detach())
+    )
+    for name, grad in _by_name(grad_params).items():
+        np.testing.assert_allclose(net.get_parameter(name).grad, grad, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(x.grad, grad_x, rtol=1e-5, atol=1e-6)

@@ -145,6 +145,12 @@ class FlaxModule(torch.nn.Module):
     it receives `self.training`; in training mode the non-`params` collections are updated in
     place and the random streams named in `rng_streams` get a fresh key at every call.
 
+    A flax **nnx** network is wrapped through flax's own bridge to linen:
+    `FlaxModule(nnx.bridge.ToLinen(MyModel, args=(...)), example_input)`. Its parameters and
+    batch statistics become torch tensors the same way, and a `train` (or `training`) argument
+    of `MyModel.__call__` is found as for linen: use it to switch nnx's `BatchNorm`
+    (`use_running_average=not train`) and `Dropout` (`deterministic=not train`).
+
     `copy.deepcopy` works, but flax modules do not pickle (their default initialisers are local
     functions): in a `LightningModule` that takes a `FlaxModule` argument, call
     `self.save_hyperparameters(ignore=[...])` with its name, or checkpoints fail to save.
@@ -156,7 +162,8 @@ class FlaxModule(torch.nn.Module):
         seed: Seed of the `jax.random.key` used for initialisation and the random streams.
         rng_streams: Names of the random streams the module draws from in training (dropout).
         train_kwarg: Name of the `__call__` argument that switches training behaviour; found
-            automatically when it is `train` or `training`; `""` passes none.
+            automatically when it is `train` or `training` (of the nnx class's `__call__`
+            for an `nnx.bridge.ToLinen`); `""` passes none.
 
     Examples:
         >>> import flax.linen as nn, torch
@@ -228,7 +235,10 @@ class FlaxModule(torch.nn.Module):
     def _find_train_kwarg(module: nn.Module, train_kwarg: str | None) -> str:
         if train_kwarg is not None:
             return train_kwarg
-        arguments = inspect.signature(type(module).__call__).parameters
+        # `nnx.bridge.ToLinen` forwards its keyword arguments to the wrapped nnx class's call.
+        called = getattr(module, "nnx_class", None)
+        target = called if isinstance(called, type) else type(module)
+        arguments = inspect.signature(target.__call__).parameters
         return next((name for name in _TRAIN_KWARGS if name in arguments), "")
 
     @property
