@@ -33,6 +33,16 @@ def pin_cpus(cpus: int) -> str:
     return f"cores {','.join(map(str, allowed))}"
 
 
+def add_malloc_flag(parser: Any) -> None:
+    """The `--malloc` option both interop benchmarks take (read it with `apply_malloc`)."""
+    parser.add_argument(
+        "--malloc",
+        choices=("keep", "default"),
+        default="keep",
+        help="keep: gallery_lib.keep_freed_memory() first, as the example does; default: glibc's",
+    )
+
+
 def apply_malloc(mode: str) -> str:
     """Set glibc's malloc up as `--malloc` asks (`keep` or `default`); return a description.
 

@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from _common import EXAMPLE, apply_malloc, pin_cpus, pure_jax_step
+from _common import EXAMPLE, add_malloc_flag, apply_malloc, pin_cpus, pure_jax_step
 
 if __name__ == "__main__":
     CORES = pin_cpus(int(sys.argv[sys.argv.index("--cpus") + 1]) if "--cpus" in sys.argv else 1)
@@ -107,12 +107,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--cpus", type=int, default=1, help="cores to pin the process to (0: all)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--malloc",
-        choices=("keep", "default"),
-        default="keep",
-        help="keep: gallery_lib.keep_freed_memory() first, as the example does; default: glibc's",
-    )
+    add_malloc_flag(parser)
     args = parser.parse_args()
     malloc = apply_malloc(args.malloc)
     torch.set_num_threads(args.threads)

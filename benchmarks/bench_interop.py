@@ -47,7 +47,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from _common import EXAMPLE, apply_malloc, pin_cpus, pure_jax_step
+from _common import EXAMPLE, add_malloc_flag, apply_malloc, pin_cpus, pure_jax_step
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--cpus", type=int, default=1, help="cores to pin the process to (0: all)")
@@ -55,12 +55,7 @@ parser.add_argument("--threads", type=int, default=1, help="torch threads")
 parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--rounds", type=int, default=15, help="rounds of both sides")
 parser.add_argument("--steps", type=int, default=20, help="timed steps per side and round")
-parser.add_argument(
-    "--malloc",
-    choices=("keep", "default"),
-    default="keep",
-    help="keep: gallery_lib.keep_freed_memory() first, as the example does; default: glibc's",
-)
+add_malloc_flag(parser)
 args = parser.parse_args()
 CORES = pin_cpus(args.cpus)
 MALLOC = apply_malloc(args.malloc)

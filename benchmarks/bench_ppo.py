@@ -59,19 +59,24 @@ def load_example() -> dict:
     return module.__dict__
 
 
-def example_fit(namespace: dict, many: int = 0, opt_level: int | None = None):
-    import jax
-
-    from gallery_lib import JaxTrainer
-
+def example_module(namespace: dict):
+    """The example's PPO on CartPole-v1 with the benchmark's hyper-parameters and shape."""
     env, env_params = namespace["make_env"]("CartPole-v1")
-    module = namespace["PPO"].create(
+    return namespace["PPO"].create(
         env,
         env_params,
         hparams=namespace["PPOHParams"](**HPARAMS),
         eval_episodes=EVAL_EPISODES,
         **SHAPE,
     )
+
+
+def example_fit(namespace: dict, many: int = 0, opt_level: int | None = None):
+    import jax
+
+    from gallery_lib import JaxTrainer
+
+    module = example_module(namespace)
     steps_per_epoch = TOTAL_STEPS // module.batch_size // EVALS
     # The example's XLA optimization level for the loop (its `--xla-opt-level`), unless given.
     level = namespace["Config"].xla_opt_level if opt_level is None else opt_level
@@ -211,15 +216,7 @@ def compile_breakdown(repeats: int) -> None:
 
     from gallery_lib import JaxTrainer
 
-    namespace = load_example()
-    env, env_params = namespace["make_env"]("CartPole-v1")
-    module = namespace["PPO"].create(
-        env,
-        env_params,
-        hparams=namespace["PPOHParams"](**HPARAMS),
-        eval_episodes=EVAL_EPISODES,
-        **SHAPE,
-    )
+    module = example_module(load_example())
     trainer = JaxTrainer(
         EVALS, TOTAL_STEPS // module.batch_size // EVALS, enable_progress_bar=False
     )
