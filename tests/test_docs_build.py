@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES
+from support import EXAMPLES
 
 pytestmark = pytest.mark.slow
 

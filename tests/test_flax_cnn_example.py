@@ -16,7 +16,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, quick_env
+from support import ROOT, quick_env
 
 from gallery_lib import FlaxModule, example_definitions
 from gallery_lib.datasets import (
@@ -27,6 +27,7 @@ from gallery_lib.datasets import (
     read_idx,
 )
 from gallery_lib.datasets import _fashion_mnist_files as files
+from gallery_lib.testing import quiet_lightning_trainer
 
 EXAMPLE = ROOT / "examples" / "plot_flax_cnn_lightning.py"
 FILE_NAMES = list(files._FILES)
@@ -172,13 +173,9 @@ def _fit(
     ckpt_path: Path | None = None,
     **kwargs,
 ) -> pl.Trainer:
-    trainer = pl.Trainer(
+    trainer = quiet_lightning_trainer(
         max_steps=steps,
         limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         **kwargs,
     )
     trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)

@@ -7,9 +7,9 @@ import csv
 import jax
 import numpy as np
 import pytest
-from trainer_probe import LinearRegressionProbe
 
 from gallery_lib import JaxCallback, JaxTrainer, ProgressBarCallback
+from gallery_lib.testing import LinearRegressionProbe
 
 EPOCHS, STEPS = 2, 3
 
