@@ -1,11 +1,15 @@
-"""Shared fixtures: a quick build of the whole site, made once per test session."""
+"""Shared fixtures: a quick build of the whole site and a small data module, made once."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from support import build_site, copy_project
+
+if TYPE_CHECKING:
+    from gallery_lib.datasets import FashionMNISTDataModule
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +25,14 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
             + result.stderr[-10000:]
         )
     return site
+
+
+@pytest.fixture(scope="session")
+def small_datamodule() -> FashionMNISTDataModule:
+    """A small, seeded Fashion-MNIST data module, set up for fitting."""
+    from gallery_lib.datasets import FashionMNISTDataModule
+
+    dm = FashionMNISTDataModule(batch_size=32, train_size=256, val_size=100, test_size=50, seed=3)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
