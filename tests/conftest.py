@@ -1,4 +1,5 @@
-"""Shared fixtures: a quick build of the whole site and a small data module, made once."""
+"""Shared fixtures (a quick build of the whole site, a small data module), and the grouping
+of tests over pytest-xdist's workers (`make test` runs `pytest -n auto --dist loadgroup`)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,10 @@ def small_datamodule() -> FashionMNISTDataModule:
     dm.prepare_data()
     dm.setup("fit")
     return dm
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep the tests of the built site on one xdist worker, so that it is built once."""
+    for item in items:
+        if "built_site" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("site"))

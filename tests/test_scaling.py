@@ -11,18 +11,18 @@ import socket
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from support import ROOT, TESTS
 
 from gallery_lib import JaxTrainer, all_reduce_mean, initialize_distributed
 from gallery_lib.testing import LinearRegressionProbe
 
-ROOT = Path(__file__).resolve().parents[1]
-TESTS = ROOT / "tests"
+# Multi-process runs, one after the other (on one xdist worker): they use both cores.
+pytestmark = pytest.mark.xdist_group("processes")
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

@@ -21,11 +21,13 @@ import numpy as np
 import pytest
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from support import ROOT, quick_env
+from support import ROOT, TESTS, quick_env
 from support.text_ddp_probe import EPOCHS, STEPS, load_example
 
-TESTS = ROOT / "tests"
 EXAMPLE = ROOT / "examples" / "plot_text_classification.py"
+
+# Multi-process runs, one after the other (on one xdist worker): they use both cores.
+pytestmark = pytest.mark.xdist_group("processes")
 
 
 def live_processes_in_group(group: int) -> list[int]:

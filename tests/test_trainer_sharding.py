@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 
 SCRIPT = textwrap.dedent(
     """
