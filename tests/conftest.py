@@ -3,6 +3,7 @@ of tests over pytest-xdist's workers (`make test` runs `pytest -n auto --dist lo
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The site built once in quick mode from a copy of the project; returns its `site/`."""
+    _claim_the_site_build(tmp_path_factory)
     project = copy_project(tmp_path_factory.mktemp("project"))
     site = project / "site"
     result = build_site(project, site)
@@ -39,8 +41,32 @@ def small_datamodule() -> FashionMNISTDataModule:
     return dm
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Keep the tests of the built site on one xdist worker, so that it is built once."""
     for item in items:
         if "built_site" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("site"))
+
+
+def _claim_the_site_build(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Fail if another xdist worker of this session has built the site already.
+
+    The site's tests share one xdist group, so one worker builds it; if the grouping stopped
+    working (as with pytest 9.2 and pytest-xdist 3.8), each worker would build it again.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return
+    claim = tmp_path_factory.getbasetemp().parent / "built_site.worker"  # the session's folder
+    try:
+        descriptor = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        pytest.fail(
+            f"The quick site was built by xdist worker {claim.read_text()} already, and "
+            f"{worker} was about to build it again: xdist's --dist loadgroup did not keep the "
+            "site's tests on one worker. Run pytest with --dist loadgroup, on a pytest that "
+            "supports it (pyproject.toml pins pytest<9.2, see pytest-xdist#1386)."
+        )
+    with os.fdopen(descriptor, "w") as file:
+        file.write(worker)
