@@ -235,7 +235,7 @@ class JaxTrainer:
             restored, self.restored_eval_history, self.start_epoch = restore_checkpoint(
                 ckpt_path,
                 module_name(module, many),
-                self._loop(module, many, mesh).methods.init_train_state,
+                _methods(module, many, mesh).init_train_state,
                 rng,
                 self.max_epochs,
             )
@@ -262,10 +262,8 @@ class JaxTrainer:
     def _loop(self, module: Any, many: bool, mesh: Any) -> TrainingLoop:
         """The training run of `module`: over a batch of seeds split over `mesh` when `many`,
         else over batches sharded along the module's `batch_axis` (default 0) over `mesh`."""
-        if many:
-            methods, shard = SeedBatchedModule(module, mesh), batch_sharder(None, None)
-        else:
-            methods, shard = module, batch_sharder(mesh, getattr(module, "batch_axis", 0))
+        shard = batch_sharder(None if many else mesh, getattr(module, "batch_axis", 0))
+        methods = _methods(module, many, mesh)
         return TrainingLoop(self, module, methods, self.callbacks, self.detect_nan, shard)
 
     def _compiled(self, module: Any, many: bool, mesh: Any) -> Any:
@@ -304,6 +302,12 @@ class JaxTrainer:
                 f"step {int(status.nan_step)} (batch_idx): training stopped there. Look at "
                 "the loss and the learning rate, or run that step outside jit to debug it."
             )
+
+
+def _methods(module: Any, many: bool, mesh: Any) -> Any:
+    """The module's methods as the loop calls them: vmapped over seeds (split over `mesh`)
+    for `fit_many`, else the module itself."""
+    return SeedBatchedModule(module, mesh) if many else module
 
 
 def _seeds_first(eval_metrics: Any, many: bool) -> Any:
