@@ -6,7 +6,8 @@
 - an example re-runs when a module of the package it imports changes, or quick mode toggles;
 - a run-time table page (time and peak memory of each example, the total);
 - a per-example timeout;
-- no absl `_LoggingTee` traceback at exit.
+- no absl `_LoggingTee` traceback at exit;
+- measured figures rendered from benchmark records: `{{ bench:ppo.equal_ratio:.3f }}`.
 
 The logic lives in the `gallery_ext` package beside this file; this module only wires it to
 mkdocs events and to mkdocs-gallery's documented options (`doc_module`, `reset_modules`,
@@ -16,6 +17,7 @@ mkdocs events and to mkdocs-gallery's documented options (`doc_module`, `reset_m
       gallery:
         timeout: 900                   # seconds per example (env GALLERY_TIMEOUT wins)
         times_page: run-times.md       # written in the first gallery folder
+        results: benchmarks/results    # benchmark records, relative to mkdocs.yml
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from gallery_ext import (
     times_table,
     used_in_gallery,
 )
+from gallery_ext._figures import FigureError, render_figures
 from gallery_ext._state import STATE_FILE
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
@@ -79,6 +82,8 @@ class _Build:
         self.times_page = gallery_dir / settings.get("times_page", "run-times.md")
         timeout = float(os.environ.get("GALLERY_TIMEOUT") or settings.get("timeout", 900))
         self.monitor = ExampleMonitor(timeout)
+        config_dir = Path(config.config_file_path).parent
+        self.results = config_dir / settings.get("results", "benchmarks/results")
 
     def key(self, example: Example) -> str:
         environment = [f"{name}={_setting(name)}" for name in KEY_ENVIRONMENT]
@@ -197,8 +202,12 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
 
 
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
-    """End each `::: package.Name` entry with the examples that use `Name`."""
+    """Render measured figures; end each `::: package.Name` entry with the examples using it."""
     build = _require_build()
+    try:
+        markdown = render_figures(markdown, build.results)
+    except FigureError as error:
+        raise PluginError(f"{page.file.src_uri}: {error}") from error
     if ":::" not in markdown:
         return markdown
 
