@@ -45,8 +45,8 @@ def load_record(results: Path, name: str) -> dict[str, Any]:
     path = results / f"{name}.json"
     if not path.is_file():
         raise FigureError(
-            f"{path} does not exist: run `PYTHONPATH=src .venv/bin/python "
-            f"benchmarks/bench_{name}.py` to write it, or remove the `bench:{name}` placeholders."
+            f"{path} does not exist: run the benchmark that writes it (`benchmarks/README.md` "
+            f"lists each record's command), or remove the `bench:{name}` placeholders."
         )
     return json.loads(path.read_text())
 
