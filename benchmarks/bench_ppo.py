@@ -56,6 +56,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -434,12 +435,16 @@ def compile_breakdown(repeats: int, run: dict) -> None:
 
 def report(args: argparse.Namespace, run: dict, load: float) -> None:
     """Run the measurements, print the tables and write the results file."""
-    single = run_child("single", args, 1)
-    try:
-        many = run_child("many", args, 2)["many"][0]
-    except (SystemExit, subprocess.TimeoutExpired) as error:
-        print(f"many-seed run on 2 devices gave no result: {str(error)[:300]}")
-        many = None
+    # Measurements run one after the other; `--quick` measures nothing, so it runs both at once.
+    with ThreadPoolExecutor(max_workers=2 if args.quick else 1) as pool:
+        single_run = pool.submit(run_child, "single", args, 1)
+        many_run = pool.submit(run_child, "many", args, 2)
+        single = single_run.result()
+        try:
+            many = many_run.result()["many"][0]
+        except (SystemExit, subprocess.TimeoutExpired) as error:
+            print(f"many-seed run on 2 devices gave no result: {str(error)[:300]}")
+            many = None
     print(
         f"PPO CartPole-v1, {run['total_steps']:,} training env steps per seed, "
         f"{run['evals']} evaluations of {run['eval_episodes']} episodes "
