@@ -33,6 +33,7 @@ from gallery_ext import (
     Example,
     ExampleCard,
     ExampleMonitor,
+    FigureError,
     Library,
     State,
     TimeRow,
@@ -41,10 +42,10 @@ from gallery_ext import (
     dependency_key,
     example_usage,
     link_code_names,
+    render_figures,
     times_table,
     used_in_gallery,
 )
-from gallery_ext._figures import FigureError, render_figures
 from gallery_ext._state import STATE_FILE
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
