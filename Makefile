@@ -42,7 +42,7 @@ serve: env  ## Build the site with every example executed and serve it on http:/
 test: env  ## Lint, then run the test-suite (includes a quick build of the site).
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 lint: env  ## Lint and check formatting.
 	$(BIN)/ruff check .

@@ -49,6 +49,7 @@ import torch
 
 from gallery_lib import FlaxModule, example_definitions
 from gallery_lib.datasets import FashionMNISTDataModule
+from gallery_lib.testing import quiet_lightning_trainer
 
 WARMUP = 20
 LEARNING_RATE = 3e-3
@@ -89,13 +90,9 @@ def time_pure_jax(
 def time_lightning(example, dm, make_model: Callable[[], pl.LightningModule], steps: int):
     """Samples/s and samples per CPU-second of `Trainer.fit` on a fresh model."""
     timer = example.StepTimer(warmup=WARMUP)
-    trainer = pl.Trainer(
+    trainer = quiet_lightning_trainer(
         max_steps=WARMUP + steps,
         limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         callbacks=[timer],
     )
     trainer.fit(make_model(), datamodule=dm)

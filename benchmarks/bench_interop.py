@@ -77,8 +77,7 @@ import optax  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from gallery_lib import FlaxModule, example_definitions  # noqa: E402
-from gallery_lib.interop._convert import array_to_torch, tensor_to_jax  # noqa: E402
+from gallery_lib import FlaxModule, example_definitions, jax_to_torch, torch_to_jax  # noqa: E402
 
 torch.set_num_threads(args.threads)
 
@@ -225,15 +224,15 @@ def main() -> None:
     fused_grad, split = timeit(fused, split_grad, repeat=repeat)
     grads = net._backward((False,))(vjp, cotangent)[0]
     grad_leaves = jax.tree.leaves(grads)
-    out_t = array_to_torch(out[0])
+    out_t = jax_to_torch(out[0])
 
     def conversions() -> None:
         net.jax_params  # noqa: B018  (the cached views, checked against the tensors)
-        tensor_to_jax(x)
-        array_to_torch(out[0])
-        tensor_to_jax(out_t)
+        torch_to_jax(x)
+        jax_to_torch(out[0])
+        torch_to_jax(out_t)
         for leaf in grad_leaves:
-            array_to_torch(leaf)
+            jax_to_torch(leaf)
 
     (conversion,) = timeit(conversions, repeat=repeat)
     for p in net.parameters():
@@ -267,7 +266,7 @@ def main() -> None:
         F.cross_entropy(tiny(tx_), ty_).backward()
 
     tiny_forward = tiny._jitted(True, True)
-    tiny_p, tiny_s, tiny_x = tiny.jax_params, tiny.jax_state, tensor_to_jax(tx_)
+    tiny_p, tiny_s, tiny_x = tiny.jax_params, tiny.jax_state, torch_to_jax(tx_)
     tiny_out = tiny_forward(tiny_p, tiny_s, (tiny_x,), call)[0]
 
     def tiny_jax() -> None:

@@ -61,6 +61,8 @@ def timed_fit(module, data, devices: int, batch_size: int, args: argparse.Namesp
     """Samples/s (all processes together) and cores of `module` fitted on `devices`."""
     import lightning.pytorch as pl
 
+    from gallery_lib.testing import quiet_lightning_trainer
+
     class Timer(pl.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
             if trainer.global_step == WARMUP:
@@ -71,16 +73,12 @@ def timed_fit(module, data, devices: int, batch_size: int, args: argparse.Namesp
             self.cpu = time.process_time() - self.start[1]
 
     timer = Timer()
-    trainer = pl.Trainer(
+    trainer = quiet_lightning_trainer(
         max_steps=WARMUP + args.steps,
         accelerator="cpu",
         devices=devices,
         strategy="ddp" if devices > 1 else "auto",
         limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         callbacks=[timer],
     )
     trainer.fit(module, data)

@@ -6,25 +6,21 @@ run time after compilation, and compile time (first call minus a compiled call, 
 counts tracing), each as wall time (minimum over repeats) and as CPU time of this process
 (median; steadier on a busy machine). Contenders are interleaved, their order rotated.
 
-    PYTHONPATH=src:tests .venv/bin/python benchmarks/bench_trainer.py
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_trainer.py
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import jax
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from trainer_probe import LinearRegressionProbe, hand_written_fit
-
 from gallery_lib import JaxTrainer
+from gallery_lib.testing import LinearRegressionProbe, hand_written_fit
 
 BASE = "hand-written lax.scan"
 

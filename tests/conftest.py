@@ -1,57 +1,16 @@
-"""Shared fixtures: a quick build of the whole site, made once per test session."""
+"""Shared fixtures (a quick build of the whole site, a small data module), and the grouping
+of tests over pytest-xdist's workers (`make test` runs `pytest -n auto --dist loadgroup`)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from support import build_site, copy_project
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = sorted((ROOT / "examples").glob("plot_*.py"))
-
-
-def quick_env(**extra: str) -> dict[str, str]:
-    """The environment of a quick-mode subprocess: tiny budgets, one thread, no banners."""
-    env = dict(os.environ)
-    env.update(
-        GALLERY_QUICK="1",
-        NO_MKDOCS_2_WARNING="1",
-        OMP_NUM_THREADS="1",
-        PYTHONWARNINGS="ignore::DeprecationWarning",
-        # This checkout's library, even when the environment's editable install is another's.
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])),
-    )
-    env.update(extra)
-    return env
-
-
-def build_site(project: Path, site: Path) -> subprocess.CompletedProcess[str]:
-    """Run `mkdocs build --strict` in quick mode for the project copied at `project`."""
-    return subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-        cwd=project,
-        env=quick_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-
-
-def copy_project(dest: Path) -> Path:
-    """Copy what the site is built from into `dest`, leaving the checkout's caches alone."""
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(ROOT / "mkdocs.yml", dest / "mkdocs.yml")
-    shutil.copytree(ROOT / "docs", dest / "docs", ignore=shutil.ignore_patterns("generated"))
-    shutil.copytree(ROOT / "examples", dest / "examples")
-    shutil.copytree(ROOT / "tools", dest / "tools", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "benchmarks" / "results", dest / "benchmarks" / "results")
-    (dest / "src").symlink_to(ROOT / "src")
-    return dest
+if TYPE_CHECKING:
+    from gallery_lib.datasets import FashionMNISTDataModule
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +26,21 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
             + result.stderr[-10000:]
         )
     return site
+
+
+@pytest.fixture(scope="session")
+def small_datamodule() -> FashionMNISTDataModule:
+    """A small, seeded Fashion-MNIST data module, set up for fitting."""
+    from gallery_lib.datasets import FashionMNISTDataModule
+
+    dm = FashionMNISTDataModule(batch_size=32, train_size=256, val_size=100, test_size=50, seed=3)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep the tests of the built site on one xdist worker, so that it is built once."""
+    for item in items:
+        if "built_site" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("site"))

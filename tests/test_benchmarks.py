@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, quick_env
+from support import ROOT, quick_env
 
 BENCHMARKS = ROOT / "benchmarks"
 

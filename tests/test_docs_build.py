@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES
+from support import EXAMPLES
 
 pytestmark = pytest.mark.slow
 
@@ -35,9 +36,9 @@ def test_hand_written_pages_exist(built_site: Path, page: str) -> None:
     assert (built_site / page).is_file()
 
 
-def test_api_reference_documents_every_public_name(built_site: Path) -> None:
-    import gallery_lib
-
+@pytest.mark.parametrize("package", ["gallery_lib", "gallery_lib.datasets", "gallery_lib.testing"])
+def test_api_reference_documents_every_public_name(built_site: Path, package: str) -> None:
+    names = importlib.import_module(package).__all__
     html = "".join(p.read_text() for p in (built_site / "api").rglob("*.html"))
-    for name in gallery_lib.__all__:
-        assert f'id="gallery_lib.{name}"' in html, f"gallery_lib.{name} has no API entry"
+    for name in names:
+        assert f'id="{package}.{name}"' in html, f"{package}.{name} has no API entry"

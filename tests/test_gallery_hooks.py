@@ -20,9 +20,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import EXAMPLES as REAL_EXAMPLES
-from conftest import ROOT, quick_env
 from nbclient import NotebookClient
+from support import EXAMPLES as REAL_EXAMPLES
+from support import ROOT, quick_env
 
 pytestmark = pytest.mark.slow
 
@@ -56,6 +56,7 @@ hooks:
 extra:
   gallery:
     timeout: 60
+    key_environment: [GALLERY_QUICK]
 """
 
 LIBRARY = {

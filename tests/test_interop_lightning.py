@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from lightning.pytorch.utilities.model_summary import ModelSummary
 
 from gallery_lib import FlaxModule
+from gallery_lib.testing import quiet_lightning_trainer
 
 
 class Classifier(nn.Module):
@@ -50,13 +51,9 @@ def _loader() -> torch.utils.data.DataLoader:
 def test_fit_checkpoint_and_summary(tmp_path: Path) -> None:
     model = LitClassifier()
     initial = {name: value.clone() for name, value in model.state_dict().items()}
-    trainer = L.Trainer(
+    trainer = quiet_lightning_trainer(
         max_steps=2,
         accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         default_root_dir=tmp_path,
     )
     trainer.fit(model, _loader())

@@ -6,13 +6,11 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+from support import ROOT
 
 from gallery_lib import keep_freed_memory
-
-SRC = Path(__file__).resolve().parents[1] / "src"
 
 # Allocate and free four ~8 MB blocks (touched, so their pages are faulted in) six times, the
 # way a training step's outputs come and go, and print the page faults of each round.
@@ -35,7 +33,7 @@ PROBE = textwrap.dedent(
 
 
 def page_faults_per_round(mode: str) -> list[int]:
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     env = {k: v for k, v in env.items() if not k.startswith("MALLOC_")}
     out = subprocess.run(
         [sys.executable, "-c", PROBE, mode],

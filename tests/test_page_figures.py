@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 from gallery_ext import (
     FigureError,
     hand_written_figures,
@@ -20,6 +19,7 @@ from gallery_ext import (
     python_prose,
     render_figures,
 )
+from support import ROOT
 
 RESULTS = ROOT / "benchmarks" / "results"
 DOC_PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "examples" / "README.md"]

@@ -9,16 +9,15 @@ import os
 import runpy
 import subprocess
 import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from support import ROOT
 
 from gallery_lib import JaxTrainer
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "plot_jax_ppo.py"
 
 

@@ -11,18 +11,18 @@ import socket
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from trainer_probe import LinearRegressionProbe
+from support import ROOT, TESTS
 
 from gallery_lib import JaxTrainer, all_reduce_mean, initialize_distributed
+from gallery_lib.testing import LinearRegressionProbe
 
-ROOT = Path(__file__).resolve().parents[1]
-TESTS = ROOT / "tests"
+# Multi-process runs, one after the other (on one xdist worker): they use both cores.
+pytestmark = pytest.mark.xdist_group("processes")
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
@@ -37,7 +37,7 @@ def test_ddp_two_processes_train_like_one_process_on_the_same_global_batch(tmp_p
     """Both variants of the flax CNN example: 2 DDP processes x 8 images == 1 x 16 images."""
     out = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, str(TESTS / "ddp_probe.py"), str(out)],
+        [sys.executable, str(TESTS / "support" / "ddp_probe.py"), str(out)],
         env=subprocess_env(),
         capture_output=True,
         text=True,
@@ -81,7 +81,7 @@ JAX_PROCESS_SCRIPT = textwrap.dedent(
     import torch.distributed as dist
     from jax.experimental import multihost_utils
     from lightning.pytorch.loggers import CSVLogger
-    from trainer_probe import LinearRegressionProbe
+    from gallery_lib.testing import LinearRegressionProbe
 
     out = Path(sys.argv[1])
     rank = jax.process_index()

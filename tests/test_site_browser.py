@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
-from conftest import EXAMPLES, ROOT
+from support import EXAMPLES, ROOT
 
 pytestmark = pytest.mark.slow
 

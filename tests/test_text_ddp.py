@@ -20,12 +20,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, quick_env
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from text_ddp_probe import EPOCHS, STEPS, load_example
+from support import ROOT, TESTS, quick_env
+from support.text_ddp_probe import EPOCHS, STEPS, load_example
 
-TESTS = ROOT / "tests"
 EXAMPLE = ROOT / "examples" / "plot_text_classification.py"
+
+# Multi-process runs, one after the other (on one xdist worker): they use both cores.
+pytestmark = pytest.mark.xdist_group("processes")
 
 
 def live_processes_in_group(group: int) -> list[int]:
@@ -79,7 +81,7 @@ def test_two_ddp_processes_train_the_text_classifier_like_one(tmp_path: Path) ->
     out = tmp_path / "run"
     for devices in (1, 2):
         returncode, _, stderr = run_in_own_session(
-            [sys.executable, str(TESTS / "text_ddp_probe.py"), str(out), str(devices)],
+            [sys.executable, str(TESTS / "support" / "text_ddp_probe.py"), str(out), str(devices)],
             single_process_env(
                 dict(os.environ),
                 OMP_NUM_THREADS="1",

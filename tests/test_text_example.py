@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, quick_env
+from support import ROOT, quick_env
 
 EXAMPLE = ROOT / "examples" / "plot_text_classification.py"
 

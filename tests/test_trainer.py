@@ -6,16 +6,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from trainer_probe import TRUE_BIAS, TRUE_WEIGHTS, LinearRegressionProbe, hand_written_fit
 
 from gallery_lib import EarlyStopping, JaxCallback, JaxModule, JaxTrainer, LoggerCallback
-from gallery_lib._callbacks import host_view
+from gallery_lib.testing import (
+    TRUE_BIAS,
+    TRUE_WEIGHTS,
+    LinearRegressionProbe,
+    assert_trees_equal,
+    hand_written_fit,
+    to_numpy,
+)
 
 EPOCHS, STEPS = 4, 20
-
-
-def assert_trees_equal(actual, expected) -> None:
-    jax.tree.map(np.testing.assert_array_equal, host_view(actual), host_view(expected))
 
 
 def quiet_trainer(**kwargs) -> JaxTrainer:
@@ -53,8 +55,8 @@ def test_fit_many_equals_each_single_seed_run() -> None:
             lambda many, one, i=seed: np.testing.assert_allclose(
                 many[i], one, rtol=1e-5, atol=1e-7
             ),
-            host_view((states, eval_metrics)),
-            host_view((state, metrics)),
+            to_numpy((states, eval_metrics)),
+            to_numpy((state, metrics)),
         )
 
 

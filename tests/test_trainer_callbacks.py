@@ -7,9 +7,9 @@ import csv
 import jax
 import numpy as np
 import pytest
-from trainer_probe import LinearRegressionProbe
 
-from gallery_lib import JaxCallback, JaxTrainer, ProgressBarCallback
+from gallery_lib import JaxCallback, JaxTrainer, ProgressBarCallback, TrainerView
+from gallery_lib.testing import LinearRegressionProbe
 
 EPOCHS, STEPS = 2, 3
 
@@ -166,3 +166,50 @@ def test_other_lightning_callbacks_are_rejected_with_advice() -> None:
 
     with pytest.raises(TypeError, match=r"subclass gallery_lib\.JaxCallback"):
         JaxTrainer(1, 1, callbacks=[LearningRateMonitor()])
+
+
+def test_any_callback_can_stop_training_through_its_traced_hook() -> None:
+    class StopAtOnce(JaxCallback):
+        """Not an EarlyStopping: the loop finds the hook the way it finds the others."""
+
+        def __init__(self) -> None:
+            self.evaluations = 0
+
+        def on_validation_end(self, trainer, module, train_state, eval_metrics, epoch):
+            self.evaluations += 1
+
+        def should_stop(self, eval_metrics):
+            return eval_metrics["param_error"] < 1e9  # true from the first epoch on
+
+    stopper = StopAtOnce()
+    trainer = JaxTrainer(4, STEPS, callbacks=[stopper], enable_progress_bar=False)
+    _, eval_metrics = trainer.fit(LinearRegressionProbe(), jax.random.key(0))
+    assert trainer.stopped_epoch == 0
+    errors = np.asarray(eval_metrics["param_error"])
+    np.testing.assert_array_equal(errors[1:], errors[0])  # the state froze after epoch 0
+    assert stopper.evaluations == 4  # the loop's length is fixed; later epochs are no-ops
+    _, one_epoch = JaxTrainer(1, STEPS, enable_progress_bar=False).fit(
+        LinearRegressionProbe(), jax.random.key(0)
+    )
+    np.testing.assert_array_equal(one_epoch["param_error"][0], errors[0])
+
+
+def test_callbacks_read_the_trainer_through_its_view() -> None:
+    seen = []
+
+    class Reader(JaxCallback):
+        def on_fit_start(self, trainer, module, train_state):
+            assert isinstance(trainer, TrainerView)
+            seen.append(
+                (
+                    trainer.max_epochs,
+                    trainer.training_steps_per_epoch,
+                    trainer.start_epoch,
+                    trainer.fitting_many,
+                )
+            )
+
+    trainer = JaxTrainer(EPOCHS, STEPS, callbacks=[Reader()], enable_progress_bar=False)
+    trainer.fit(LinearRegressionProbe(), jax.random.key(0))
+    trainer.fit_many(LinearRegressionProbe(), jax.random.split(jax.random.key(0), 2))
+    assert seen == [(EPOCHS, STEPS, 0, False), (EPOCHS, STEPS, 0, True)]

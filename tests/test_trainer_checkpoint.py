@@ -6,11 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from trainer_probe import LinearRegressionProbe
 
 from gallery_lib import CheckpointCallback, JaxCallback, JaxTrainer
-from gallery_lib._callbacks import host_view
-from gallery_lib._checkpoint import describe, restore_checkpoint
+from gallery_lib.testing import LinearRegressionProbe, assert_trees_equal, to_numpy
+from gallery_lib.trainer._resume import describe, restore_checkpoint
 
 EPOCHS, STEPS = 4, 5
 
@@ -48,12 +47,12 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(interrupted_run) -
     resumed = resumed_trainer.fit(module, jax.random.key(7), ckpt_path=str(interrupted_run))
     assert resumed_trainer.start_epoch == 2
     assert resumed[1]["param_error"].shape == (EPOCHS,)
-    jax.tree.map(np.testing.assert_array_equal, host_view(resumed), host_view(expected))
+    assert_trees_equal(resumed, expected)
     state, history, start = restore_checkpoint(
         interrupted_run, "LinearRegressionProbe", module.init_train_state, jax.random.key(0), 9
     )
     assert start == EPOCHS  # the resumed run saved its own epochs, up to the last
-    jax.tree.map(np.testing.assert_array_equal, host_view(state), host_view(expected[0]))
+    assert_trees_equal(state, expected[0])
     np.testing.assert_array_equal(history["param_error"], expected[1]["param_error"])
 
 
@@ -144,7 +143,7 @@ def test_resume_a_flax_train_state(tmp_path) -> None:
     resumed_trainer = JaxTrainer(3, 3, enable_progress_bar=False)
     resumed = resumed_trainer.fit(FlaxRegression(), jax.random.key(0), ckpt_path=str(tmp_path))
     assert resumed_trainer.start_epoch == 1, "resumed after the one saved epoch"
-    resumed_leaves, expected_leaves = (jax.tree.leaves(host_view(r)) for r in (resumed, expected))
+    resumed_leaves, expected_leaves = (jax.tree.leaves(to_numpy(r)) for r in (resumed, expected))
     for a, b in zip(resumed_leaves, expected_leaves, strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -159,7 +158,7 @@ def test_fit_many_resumes_bit_identically(tmp_path) -> None:
     resumed = resumed_trainer.fit_many(module, rngs, ckpt_path=str(tmp_path))
     assert resumed_trainer.start_epoch == 1, "resumed after the one saved epoch"
     assert resumed[1]["param_error"].shape == (2, 3)
-    jax.tree.map(np.testing.assert_array_equal, host_view(resumed), host_view(expected))
+    assert_trees_equal(resumed, expected)
 
 
 def test_a_fresh_run_refuses_to_mix_with_old_checkpoints(tmp_path) -> None:
@@ -179,4 +178,4 @@ def test_a_fresh_run_refuses_to_mix_with_old_checkpoints(tmp_path) -> None:
         tmp_path, "LinearRegressionProbe", module.init_train_state, jax.random.key(0), 9
     )
     expected, _ = JaxTrainer(2, 2, enable_progress_bar=False).fit(module, jax.random.key(1))
-    jax.tree.map(np.testing.assert_array_equal, host_view(state), host_view(expected))
+    assert_trees_equal(state, expected)

@@ -10,17 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 
 SCRIPT = textwrap.dedent(
     """
     import sys
     import jax
     import numpy as np
-    from trainer_probe import LinearRegressionProbe
+    from gallery_lib.testing import LinearRegressionProbe
     from gallery_lib import JaxCallback, JaxTrainer
-    from gallery_lib._callbacks import host_view
+    from gallery_lib.testing import to_numpy
 
     class Epochs(JaxCallback):
         def __init__(self):
@@ -45,10 +44,11 @@ SCRIPT = textwrap.dedent(
     assert len(many[0].weights.sharding.device_set) == jax.device_count()
     if jax.device_count() == 2:
         # Data parallel: each device computes on half of the 64 rows, gradients are summed.
-        program = trainer._compiled_program(module, module)
-        hlo = program.lower(jax.random.key(0), None, 0).compile().as_text()
+        bare = JaxTrainer(3, 10, enable_progress_bar=False)
+        run = jax.jit(lambda rng: bare.fit(module, rng))
+        hlo = run.lower(jax.random.key(0)).compile().as_text()
         assert "f32[32,3]" in hlo and "all-reduce" in hlo
-    leaves = jax.tree.leaves(host_view((single, many)))
+    leaves = jax.tree.leaves(to_numpy((single, many)))
     np.savez(sys.argv[1], jax.device_count(), *leaves)
     """
 )
@@ -90,7 +90,7 @@ SEEDS_SCRIPT = textwrap.dedent(
     import jax.numpy as jnp
     import numpy as np
     from gallery_lib import JaxCallback, JaxTrainer
-    from gallery_lib._callbacks import host_view
+    from gallery_lib.testing import to_numpy
 
     class OrthogonalProbe:
         # Initialized like PPO's flax networks, with orthogonal kernels: QR factorizations,
@@ -122,7 +122,7 @@ SEEDS_SCRIPT = textwrap.dedent(
     states, metrics = trainer.fit_many(OrthogonalProbe(), jax.random.split(jax.random.key(0), 8))
     assert epochs.seen == [(8,), (8,)], epochs.seen
     assert len(states.sharding.device_set) == jax.device_count()
-    np.savez(sys.argv[1], jax.device_count(), *jax.tree.leaves(host_view((states, metrics))))
+    np.savez(sys.argv[1], jax.device_count(), *jax.tree.leaves(to_numpy((states, metrics))))
     """
 )
 

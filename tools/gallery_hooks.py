@@ -18,6 +18,7 @@ mkdocs events and to mkdocs-gallery's documented options (`doc_module`, `reset_m
         timeout: 900                   # seconds per example (env GALLERY_TIMEOUT wins)
         times_page: run-times.md       # written in the first gallery folder
         results: benchmarks/results    # benchmark records, relative to mkdocs.yml
+        key_environment: [GALLERY_QUICK]  # variables whose values change what examples compute
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from gallery_ext import (
+    STATE_FILE,
     Example,
     ExampleCard,
     ExampleMonitor,
@@ -46,7 +48,6 @@ from gallery_ext import (
     times_table,
     used_in_gallery,
 )
-from gallery_ext._state import STATE_FILE
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority, get_plugin_logger
@@ -57,10 +58,6 @@ from mkdocs.utils import get_relative_url
 log = get_plugin_logger("gallery")
 GALLERY_LOGGER = "mkdocs.plugins.mkdocs-gallery"
 FAILED_MARK = "failed to execute correctly"
-# Inputs that change what an example computes without touching a file: quick mode (the
-# spellings of "off" are one value, so that unset and GALLERY_QUICK=0 share the cache).
-KEY_ENVIRONMENT = ("GALLERY_QUICK",)
-_OFF = ("", "0", "false", "no", "off")
 
 
 class _Build:
@@ -85,9 +82,13 @@ class _Build:
         self.monitor = ExampleMonitor(timeout)
         config_dir = Path(config.config_file_path).parent
         self.results = config_dir / settings.get("results", "benchmarks/results")
+        # Inputs that change what an example computes without touching a file (quick mode).
+        self.key_environment: list[str] = list(settings.get("key_environment", []))
 
     def key(self, example: Example) -> str:
-        environment = [f"{name}={_setting(name)}" for name in KEY_ENVIRONMENT]
+        environment = [
+            f"{name}={os.environ.get(name, '').strip().lower()}" for name in self.key_environment
+        ]
         return "/".join(dependency_key(example.source, lib, *environment) for lib in self.libraries)
 
     def failures(self) -> dict[Example, str]:
@@ -304,11 +305,6 @@ def _write_if_changed(path: Path, text: str) -> None:
     if not path.is_file() or path.read_text() != text:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-
-
-def _setting(name: str) -> str:
-    value = os.environ.get(name, "").strip().lower()
-    return "" if value in _OFF else value
 
 
 def _require_build() -> _Build:

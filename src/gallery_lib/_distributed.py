@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import torch
 import torch.distributed as dist
 
-from .interop._convert import array_to_torch, tensor_to_jax
+from .interop import jax_to_torch, torch_to_jax
 
 Tree = TypeVar("Tree")
 
@@ -129,7 +129,7 @@ def all_reduce_mean(tree: Tree) -> Tree:
         return tree
     world = dist.get_world_size()
     groups: dict[Any, list[int]] = {}
-    tensors = [array_to_torch(jnp.asarray(leaf)) for leaf in leaves]
+    tensors = [jax_to_torch(jnp.asarray(leaf)) for leaf in leaves]
     for index, tensor in enumerate(tensors):
         groups.setdefault((tensor.dtype, tensor.device), []).append(index)
     reduced: list[Any] = [None] * len(leaves)
@@ -138,5 +138,5 @@ def all_reduce_mean(tree: Tree) -> Tree:
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         flat.div_(world)
         for i, part in zip(indices, flat.split([tensors[i].numel() for i in indices]), strict=True):
-            reduced[i] = tensor_to_jax(part.view(tensors[i].shape))
+            reduced[i] = torch_to_jax(part.view(tensors[i].shape))
     return jax.tree.unflatten(treedef, reduced)

@@ -20,9 +20,10 @@ from ._pages import (
     times_table,
     used_in_gallery,
 )
-from ._state import Example, Record, State, collect_examples
+from ._state import STATE_FILE, Example, Record, State, collect_examples
 
 __all__ = [
+    "STATE_FILE",
     "Example",
     "ExampleCard",
     "ExampleMonitor",

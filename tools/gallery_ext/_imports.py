@@ -20,8 +20,9 @@ class Library:
     Attributes:
         name: The import name of the package, for instance `gallery_lib`.
         root: The package directory (the one holding `__init__.py`).
-        public: Public name -> dotted module (`gallery_lib._trainer`) that defines it, from the
-            `from .module import Name` re-exports of `__init__.py`.
+        public: Public name -> dotted module (`gallery_lib.trainer._trainer`) that defines it,
+            from the `from .module import Name` re-exports of `__init__.py`, followed through
+            the `__init__.py` of subpackages.
     """
 
     name: str
@@ -38,16 +39,39 @@ class Library:
                 "is not an importable package; install it or add its folder to PYTHONPATH."
             )
         root = Path(spec.origin).parent
-        public: dict[str, str] = {}
-        for node in ast.parse((root / "__init__.py").read_text()).body:
-            if isinstance(node, ast.ImportFrom):
-                module = _absolute(node, f"{name}.__init__", name)
-                for alias in node.names:
-                    if module == name:  # `from . import sub`: the name is a submodule
-                        public[alias.asname or alias.name] = f"{name}.{alias.name}"
-                    elif module is not None and module.startswith(name + "."):
-                        public[alias.asname or alias.name] = module
+        library = cls(name, root, {})
+        public = {
+            public_name: library._defining_module(public_name, module)
+            for public_name, module in library._reexports(name).items()
+        }
         return cls(name, root, public)
+
+    def _reexports(self, package: str) -> dict[str, str]:
+        """Name -> module of the `from .module import Name` lines of `package`'s `__init__.py`."""
+        init = self.module_file(package)
+        if init is None or init.name != "__init__.py":
+            return {}
+        found: dict[str, str] = {}
+        for node in ast.parse(init.read_text()).body:
+            if isinstance(node, ast.ImportFrom):
+                module = _absolute(node, f"{package}.__init__", package)
+                for alias in node.names:
+                    if module == package:  # `from . import sub`: the name is a submodule
+                        found[alias.asname or alias.name] = f"{package}.{alias.name}"
+                    elif module is not None and module.startswith(self.name + "."):
+                        found[alias.asname or alias.name] = module
+        return found
+
+    def _defining_module(self, name: str, module: str) -> str:
+        """Follow re-exports through subpackages (`.trainer` -> `.trainer._trainer`)."""
+        seen = set()
+        while module not in seen:
+            seen.add(module)
+            deeper = self._reexports(module).get(name)
+            if deeper is None or deeper == f"{module}.{name}":
+                break
+            module = deeper
+        return module
 
     def module_file(self, module: str) -> Path | None:
         """The source file of the dotted `module` inside this package, if there is one."""
@@ -118,7 +142,7 @@ class Usage:
 def example_usage(source: str, library: Library) -> Usage:
     """Find what the example `source` imports and uses from `library`.
 
-    >>> lib = Library("gallery_lib", Path("."), {"JaxTrainer": "gallery_lib._trainer"})
+    >>> lib = Library("gallery_lib", Path("."), {"JaxTrainer": "gallery_lib.trainer._trainer"})
     >>> code = "import gallery_lib as gl\\nfrom gallery_lib import JaxTrainer\\ngl.JaxTrainer()"
     >>> usage = example_usage(code, lib)
     >>> sorted(usage.aliases.items()), usage.used

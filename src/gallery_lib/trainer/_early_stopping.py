@@ -7,7 +7,7 @@ from typing import Any, Literal
 import jax
 import jax.numpy as jnp
 
-from ._callbacks import JaxCallback
+from ._callback import JaxCallback
 
 
 class EarlyStopping(JaxCallback):

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 import jax
 
-from ._callbacks import JaxCallback
-from ._loggers import flatten_metrics
+from ._callback import JaxCallback, TrainerView
+from ._logger import flatten_metrics
 
 
 class ProgressBarCallback(JaxCallback):
@@ -33,7 +33,7 @@ class ProgressBarCallback(JaxCallback):
         self._bar: Any = None
         self._task: Any = None
 
-    def setup(self, trainer: Any, module: Any, stage: str) -> None:
+    def setup(self, trainer: TrainerView, module: Any, stage: str) -> None:
         """Show the bar, at the epoch the run starts from."""
         if jax.process_index() != 0:
             return  # several processes (jax.distributed): the hooks run in process 0 only
@@ -68,7 +68,7 @@ class ProgressBarCallback(JaxCallback):
         self._bar.start()
 
     def on_validation_end(
-        self, trainer: Any, module: Any, train_state: Any, eval_metrics: Any, epoch: Any
+        self, trainer: TrainerView, module: Any, train_state: Any, eval_metrics: Any, epoch: Any
     ) -> None:
         """Advance by one epoch and show the evaluation metrics."""
         metrics = flatten_metrics(eval_metrics)
@@ -79,7 +79,7 @@ class ProgressBarCallback(JaxCallback):
         else:
             self._bar.update(self._task, advance=1, metrics=text)
 
-    def teardown(self, trainer: Any, module: Any, stage: str) -> None:
+    def teardown(self, trainer: TrainerView, module: Any, stage: str) -> None:
         """Close the bar."""
         if self._bar is None:
             return

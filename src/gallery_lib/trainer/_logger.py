@@ -8,7 +8,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ._callbacks import JaxCallback
+from ._callback import JaxCallback, TrainerView
 
 
 def flatten_metrics(metrics: Any, prefix: str = "") -> dict[str, float]:
@@ -60,7 +60,7 @@ class LoggerCallback(JaxCallback):
     def __init__(self, loggers: Sequence[Any]) -> None:
         self.loggers = list(loggers)
 
-    def setup(self, trainer: Any, module: Any, stage: str) -> None:
+    def setup(self, trainer: TrainerView, module: Any, stage: str) -> None:
         """Log the trainer's settings as hyper-parameters."""
         hparams = {
             "max_epochs": trainer.max_epochs,
@@ -71,25 +71,25 @@ class LoggerCallback(JaxCallback):
             logger.log_hyperparams(hparams)
 
     def on_train_epoch_end(
-        self, trainer: Any, module: Any, train_state: Any, metrics: Any, epoch: Any
+        self, trainer: TrainerView, module: Any, train_state: Any, metrics: Any, epoch: Any
     ) -> None:
         """Log the epoch's mean training metrics as `train/<name>`."""
         self._log(trainer, flatten_metrics(metrics, "train/"), epoch)
 
     def on_validation_end(
-        self, trainer: Any, module: Any, train_state: Any, eval_metrics: Any, epoch: Any
+        self, trainer: TrainerView, module: Any, train_state: Any, eval_metrics: Any, epoch: Any
     ) -> None:
         """Log the evaluation metrics as `val/<name>` and save the loggers."""
         self._log(trainer, flatten_metrics(eval_metrics, "val/"), epoch)
         for logger in self.loggers:
             logger.save()
 
-    def teardown(self, trainer: Any, module: Any, stage: str) -> None:
+    def teardown(self, trainer: TrainerView, module: Any, stage: str) -> None:
         """Finalize the loggers (writes the CSV file, closes TensorBoard's writer)."""
         for logger in self.loggers:
             logger.finalize("success")
 
-    def _log(self, trainer: Any, metrics: dict[str, float], epoch: Any) -> None:
+    def _log(self, trainer: TrainerView, metrics: dict[str, float], epoch: Any) -> None:
         step = (int(epoch) + 1) * trainer.training_steps_per_epoch
         for logger in self.loggers:
             logger.log_metrics({**metrics, "epoch": float(epoch)}, step=step)

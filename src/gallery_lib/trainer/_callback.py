@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, runtime_checkable
 
 import jax
-
-if TYPE_CHECKING:
-    from ._trainer import JaxTrainer
+import jax.numpy as jnp
 
 HOOKS_IN_LOOP = (
     "on_fit_start",
@@ -18,7 +16,46 @@ HOOKS_IN_LOOP = (
     "on_validation_end",
     "on_fit_end",
 )
-"""The hooks that run inside the jitted loop (through `jax.experimental.io_callback`)."""
+"""The hooks that run on the host from inside the jitted loop (through `io_callback`)."""
+
+TRACED_HOOKS = ("should_stop",)
+"""The hooks that are jax functions traced into the loop (they can steer training)."""
+
+
+@runtime_checkable
+class TrainerView(Protocol):
+    """What a callback may read of the trainer that calls it (`JaxTrainer` provides it).
+
+    Examples:
+        >>> from gallery_lib import JaxTrainer
+        >>> isinstance(JaxTrainer(2, 10, enable_progress_bar=False), TrainerView)
+        True
+    """
+
+    @property
+    def max_epochs(self) -> int:
+        """The number of epochs of the run."""
+        ...
+
+    @property
+    def training_steps_per_epoch(self) -> int:
+        """The number of training steps in each epoch."""
+        ...
+
+    @property
+    def start_epoch(self) -> int:
+        """The first epoch of the current run (above 0 when resumed from a checkpoint)."""
+        ...
+
+    @property
+    def restored_eval_history(self) -> Any:
+        """Evaluation metrics of the epochs before `start_epoch` (read from the checkpoint)."""
+        ...
+
+    @property
+    def fitting_many(self) -> bool:
+        """Whether the run is a `fit_many` (every array has a leading axis of seeds)."""
+        ...
 
 
 class JaxCallback:
@@ -35,9 +72,10 @@ class JaxCallback:
       epoch, as in Lightning);
     - with [`JaxTrainer.fit_many`][gallery_lib.JaxTrainer.fit_many], every array has a leading
       axis of seeds;
-    - their return value is ignored, and they cannot change the training state: a hook that
-      must steer training, such as `EarlyStopping`, does so with a jax function traced into the
-      loop.
+    - their return value is ignored, and they cannot change the training state.
+
+    One hook is different: `should_stop` is a jax function traced *into* the loop, so that it
+    can steer training (it is how [`EarlyStopping`][gallery_lib.EarlyStopping] works).
 
     A hook that no callback overrides is not compiled into the loop at all, so the per-batch
     hooks cost nothing unless used (when used, they copy the batch to the host at every step).
@@ -73,20 +111,20 @@ class JaxCallback:
         [(0, 0.5), (1, 0.125), (2, 0.03125)]
     """
 
-    def setup(self, trainer: JaxTrainer, module: Any, stage: str) -> None:
+    def setup(self, trainer: TrainerView, module: Any, stage: str) -> None:
         """Called in Python when `fit` begins, before the loop is compiled (`stage="fit"`)."""
 
-    def on_fit_start(self, trainer: JaxTrainer, module: Any, train_state: Any) -> None:
+    def on_fit_start(self, trainer: TrainerView, module: Any, train_state: Any) -> None:
         """Called inside the loop when training starts, with the initial (or restored) state."""
 
     def on_train_epoch_start(
-        self, trainer: JaxTrainer, module: Any, train_state: Any, epoch: Any
+        self, trainer: TrainerView, module: Any, train_state: Any, epoch: Any
     ) -> None:
         """Called inside the loop when an epoch starts, before its first batch."""
 
     def on_train_batch_start(
         self,
-        trainer: JaxTrainer,
+        trainer: TrainerView,
         module: Any,
         train_state: Any,
         batch: Any,
@@ -97,7 +135,7 @@ class JaxCallback:
 
     def on_train_batch_end(
         self,
-        trainer: JaxTrainer,
+        trainer: TrainerView,
         module: Any,
         train_state: Any,
         metrics: Any,
@@ -107,19 +145,30 @@ class JaxCallback:
         """Called inside the loop when `training_step` has returned its state and metrics."""
 
     def on_train_epoch_end(
-        self, trainer: JaxTrainer, module: Any, train_state: Any, metrics: Any, epoch: Any
+        self, trainer: TrainerView, module: Any, train_state: Any, metrics: Any, epoch: Any
     ) -> None:
         """Called inside the loop when an epoch's steps are done, with their mean metrics."""
 
     def on_validation_end(
-        self, trainer: JaxTrainer, module: Any, train_state: Any, eval_metrics: Any, epoch: Any
+        self, trainer: TrainerView, module: Any, train_state: Any, eval_metrics: Any, epoch: Any
     ) -> None:
         """Called inside the loop when `evaluate` has run at the end of an epoch."""
 
-    def on_fit_end(self, trainer: JaxTrainer, module: Any, train_state: Any) -> None:
+    def should_stop(self, eval_metrics: Any) -> jax.Array:
+        """Traced into the loop after each evaluation: whether to stop training there.
+
+        Unlike the other hooks it runs as jax code on the device, so it must be a pure jax
+        function of `eval_metrics` (with `fit_many`, of every seed's; training stops once every
+        seed wants to). When it returns true, the remaining steps are skipped (see
+        [`EarlyStopping`][gallery_lib.EarlyStopping]). A callback that does not override it
+        never stops training and adds nothing to the loop.
+        """
+        return jnp.bool_(False)
+
+    def on_fit_end(self, trainer: TrainerView, module: Any, train_state: Any) -> None:
         """Called inside the loop when the last epoch is done, with the final state."""
 
-    def teardown(self, trainer: JaxTrainer, module: Any, stage: str) -> None:
+    def teardown(self, trainer: TrainerView, module: Any, stage: str) -> None:
         """Called in Python when `fit` ends, after the run (also when it failed)."""
 
 

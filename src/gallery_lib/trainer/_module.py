@@ -79,3 +79,36 @@ class JaxModule(Protocol[TrainState, Batch, Metrics]):
     def evaluate(self, train_state: TrainState) -> Metrics:
         """Evaluate the current state (e.g. mean episode return); called after each epoch."""
         ...
+
+
+PROTOCOL_METHODS: tuple[str, ...] = tuple(
+    name for name, value in vars(JaxModule).items() if callable(value) and not name.startswith("_")
+)
+"""The methods a `JaxModule` has, in the order the protocol defines them."""
+
+
+def check_module(module: object) -> None:
+    """Raise `TypeError` naming the `JaxModule` methods that `module` lacks.
+
+    Examples:
+        >>> check_module(object())  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        TypeError: object is not a JaxModule: it has no method `init_train_state`, ...
+    """
+    missing = [name for name in PROTOCOL_METHODS if not callable(getattr(module, name, None))]
+    if missing:
+        signatures = ", ".join(
+            f"{name}({', '.join(_parameters(name))})" for name in PROTOCOL_METHODS
+        )
+        raise TypeError(
+            f"{type(module).__qualname__} is not a JaxModule: it has no method "
+            + ", ".join(f"`{name}`" for name in missing)
+            + f". A JaxModule needs {signatures}."
+        )
+
+
+def _parameters(method: str) -> list[str]:
+    """The parameter names of the protocol's `method`, without `self`."""
+    code = getattr(JaxModule, method).__code__
+    return list(code.co_varnames[1 : code.co_argcount])

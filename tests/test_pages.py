@@ -1,4 +1,4 @@
-"""example_config: defaults, quick mode and command-line parsing."""
+"""The page plumbing of examples: example_config (defaults, quick mode, command line)."""
 
 from __future__ import annotations
 

@@ -16,14 +16,14 @@ import sys
 from pathlib import Path
 
 import jax
-import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from gallery_lib import FlaxModule, example_definitions
+from gallery_lib.testing import quiet_lightning_trainer
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "plot_flax_cnn_lightning.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plot_flax_cnn_lightning.py"
 BATCH, STEPS, VAL_BATCHES = 16, 3, 2
 
 
@@ -42,17 +42,13 @@ def run(example, variant: str, devices: int, out: str) -> None:
     network = FlaxModule(example.FlaxCNN(), x[:2], seed=rank)
     module = {"jax-network": example.Classifier, "jax-step": example.JaxStepClassifier}[variant]
     model = module(network, learning_rate=3e-3)
-    trainer = pl.Trainer(
+    trainer = quiet_lightning_trainer(
         max_epochs=1,
         accelerator="cpu",
         devices=devices,
         strategy="ddp" if devices > 1 else "auto",
         use_distributed_sampler=False,
         num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
     )
     trainer.fit(
         model,

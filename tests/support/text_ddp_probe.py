@@ -29,7 +29,7 @@ import torch
 
 from gallery_lib import example_definitions
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "plot_text_classification.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plot_text_classification.py"
 GLOBAL_BATCH, STEPS, EPOCHS, N_EVAL, VOCAB = 16, 3, 2, 32, 1500
 
 
