@@ -27,12 +27,15 @@ jax-network >= 0.9x.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from _common import EXAMPLE, add_malloc_flag, apply_malloc, pin_cpus, pure_jax_step
+from _results import RESULTS, save_results
 
 if __name__ == "__main__":
     CORES = pin_cpus(int(sys.argv[sys.argv.index("--cpus") + 1]) if "--cpus" in sys.argv else 1)
@@ -105,7 +108,13 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=1, help="cores to pin the process to (0: all)")
     parser.add_argument("--seed", type=int, default=0)
     add_malloc_flag(parser)
+    parser.add_argument(
+        "--results",
+        help="where to write the JSON record (default benchmarks/results/flax_cnn.json, "
+        "flax_cnn_malloc_default.json with --malloc default)",
+    )
     args = parser.parse_args()
+    load = os.getloadavg()[0]
     malloc = apply_malloc(args.malloc)
     torch.set_num_threads(args.threads)
 
@@ -148,16 +157,32 @@ def main() -> None:
         f"{CORES}, {malloc}, torch threads {args.threads}, "
         f"jax {jax.__version__}, torch {torch.__version__}"
     )
-    print("| contender | samples/s (median) | samples/CPU-s | vs pure jax (median of rounds) |")
-    print("|---|---|---|---|")
+    lines = [
+        "| contender | samples/s (median) | samples/CPU-s | vs pure jax: median of rounds "
+        "(range; per CPU-s) |",
+        "|---|---|---|---|",
+    ]
+    print("\n".join(lines))
     base = runs["pure jax"]
+    numbers: dict[str, float] = {"rounds": args.rounds, "steps": args.steps}
     for name, results in runs.items():
         ratios = [r[0] / b[0] for r, b in zip(results, base, strict=True)]
         cpu_ratio = statistics.median(r[1] for r in results) / statistics.median(b[1] for b in base)
-        print(
+        lines.append(
             f"| {name} | {statistics.median(r[0] for r in results):,.0f} "
             f"| {statistics.median(r[1] for r in results):,.0f} "
-            f"| {statistics.median(ratios):.2f}x (per CPU-s {cpu_ratio:.2f}x) |"
+            f"| {statistics.median(ratios):.3f}x ({min(ratios):.3f}-{max(ratios):.3f}; "
+            f"per CPU-s {cpu_ratio:.3f}x) |"
+        )
+        print(lines[-1])
+        slug = name.replace(" ", "_").replace("-", "_")
+        numbers.update(
+            {
+                f"{slug}_ratio": statistics.median(ratios),
+                f"{slug}_ratio_min": min(ratios),
+                f"{slug}_ratio_max": max(ratios),
+                f"{slug}_cpu_ratio": cpu_ratio,
+            }
         )
 
     # Lightning's own cost per step: the same loop, DataLoader and batch size, a step that
@@ -170,6 +195,14 @@ def main() -> None:
             f"Lightning's loop with a no-op step{' and self.log' if log else ''}: "
             f"{loop_us:.0f} us per step = {loop_us / pure_us:.1%} of a pure-Jax step"
         )
+        suffix = "_log" if log else ""
+        numbers[f"loop{suffix}_us"] = loop_us
+        numbers[f"loop{suffix}_share"] = loop_us / pure_us
+    numbers["pure_jax_step_us"] = pure_us
+    default = "flax_cnn" if args.malloc == "keep" else "flax_cnn_malloc_default"
+    path = Path(args.results) if args.results else RESULTS / f"{default}.json"
+    save_results(path, numbers, {"contenders": "\n".join(lines)}, load)
+    print(f"written to {path}")
 
 
 class NoopStep(pl.LightningModule):

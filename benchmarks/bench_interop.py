@@ -43,11 +43,14 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from _common import EXAMPLE, add_malloc_flag, apply_malloc, pin_cpus, pure_jax_step
+from _results import RESULTS, save_results
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--cpus", type=int, default=1, help="cores to pin the process to (0: all)")
@@ -56,7 +59,13 @@ parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--rounds", type=int, default=15, help="rounds of both sides")
 parser.add_argument("--steps", type=int, default=20, help="timed steps per side and round")
 add_malloc_flag(parser)
+parser.add_argument(
+    "--results",
+    help="where to write the JSON record (default benchmarks/results/interop.json, "
+    "interop_malloc_default.json with --malloc default)",
+)
 args = parser.parse_args()
+LOAD = os.getloadavg()[0]
 CORES = pin_cpus(args.cpus)
 MALLOC = apply_malloc(args.malloc)
 
@@ -310,6 +319,23 @@ def main() -> None:
     # What the parts, each timed alone, do not explain: effects of running them in sequence
     # (caches, XLA's thread pool waking up for two executables per step instead of one).
     print(f"  {'not explained by the parts':50s} {overhead - total:8.0f} us")
+    numbers = {
+        "rounds": args.rounds,
+        "steps": args.steps,
+        "wrapper_ratio": ratio,
+        "wrapper_ratio_min": min(ratios),
+        "wrapper_ratio_max": max(ratios),
+        "wrapper_cpu_ratio": cpu_ratio,
+        "split_ratio": statistics.median(split_ratios),
+        "split_ratio_min": min(split_ratios),
+        "split_ratio_max": max(split_ratios),
+        "pure_jax_step_us": jax_us,
+        "parts_share": total / jax_us,
+    }
+    default = "interop" if args.malloc == "keep" else "interop_malloc_default"
+    path = Path(args.results) if args.results else RESULTS / f"{default}.json"
+    save_results(path, numbers, {}, LOAD)
+    print(f"written to {path}")
 
 
 if __name__ == "__main__":

@@ -1,23 +1,49 @@
 """PPO on gymnax CartPole-v1: the gallery example (through JaxTrainer) against rejax 0.1.3.
 
-Every contender runs the same PPO hyper-parameters (rejax's CartPole settings: 5 envs x 100
-steps, 5 epochs of 5 minibatches, Adam 7.5e-4, gradient clipping 0.5, GAE 0.95, clip 0.2,
-entropy 0.01, value 0.5, 64x64 tanh networks) for the same env steps, and the same
-evaluation schedule (20 evaluations of 16 episodes). Each measurement runs in its own
-subprocess, with a timeout (multi-device CPU runs have been seen to deadlock):
+**Equal terms (the first table, the one the docs quote).** rejax is used as published; the
+example's PPO is configured from here to run rejax's algorithm (`RejaxAlgorithm`, a subclass
+of the example's `PPO` overriding three methods; the example itself is not changed). Read in
+rejax 0.1.3's `algos/ppo.py`, `networks.py` and `evaluate.py`, the differences were:
 
-- one seed: the process is pinned to one core (one seed uses one core; pinning also keeps
-  XLA from waiting on a busy second core), rejax and the example interleaved, repeated;
-- many seeds: 8 seeds in a process with 2 host devices
-  (`--xla_force_host_platform_device_count=2`), `JaxTrainer.fit_many`, which shards the seed
-  axis over the devices (4 seeds on each).
+- gradient clipping: the example clips the global norm to 0.5 (`clip_by_global_norm`),
+  rejax each element to +-0.5 (`optax.clip`). Equal terms: each element.
+- Adam eps: the example 1e-5, rejax optax's default 1e-8. Equal terms: 1e-8.
+- initialisation: the example orthogonal (sqrt 2; 0.01 for the actor's head, 1 for the
+  critic's), rejax flax's default (LeCun normal kernels, zero biases). Equal terms: flax's.
+- truncated episodes: the example bootstraps them from the value of the final observation,
+  rejax treats them as terminal (`done`). Equal terms: terminal.
+- evaluation: the example plays greedily in its own loop; rejax samples actions (`make_act`)
+  in `rejax.evaluate`. Equal terms: `rejax.evaluate` on both sides, greedy (or
+  `--eval-policy sampled`), with the evaluation env steps counted.
+- XLA optimization level: the example 2 (its `--xla-opt-level`), rejax XLA's default (3).
+  Equal terms: the same on both (`--xla-opt-level`, default 2).
 
-Compile time is the first call minus a compiled call (so it includes tracing). Time to a
-mean evaluation return of 475 is compile time plus the run time up to the first evaluation
-that reached it (epochs take equal time). Ratios are what to read; absolute numbers depend on
-the load of the machine.
+rejax keeps separate actor and critic optimizers; with element-wise clipping and Adam (both
+element-wise) that equals one optimizer over both networks, as the example has. Everything
+else (hyper-parameters: rejax's CartPole settings, which are the example's defaults; GAE;
+clipped value loss; advantage normalisation per minibatch; 64x64 tanh networks) was already
+the same. Evaluation env steps (the lengths of the evaluation episodes) are counted and
+reported apart from the training env steps, and a second equal-terms table runs both with no
+evaluation at all (pure training throughput).
+
+**Each with its own defaults (the last table).** The example as published against rejax as
+published (its own evaluation, sampled, and XLA's default optimization level): what a user of
+each gets without configuring anything. Not a comparison of equal work.
+
+Method: every one-seed contender runs in one subprocess pinned to one core (a seed uses one
+core), after one compiling call; then `--repeats` compiled runs each, seeds 1, 2, ..., the two
+sides of a pair alternating which goes first. Reported: medians with their range (min-max)
+over repeats; a ratio is the median of the per-repeat ratios (each within one repeat), with
+its range, to three decimals; a target is compared on the unrounded median. Compile time is
+the first call minus the median compiled run. Time to a mean evaluation return of 475 is
+compile time plus the share of the run up to the first evaluation that reached it (epochs take
+equal time), median over the runs that reached it. Many seeds: 8 seeds in a process with 2
+host devices, `JaxTrainer.fit_many` sharding them, against the example's one-seed rate.
+
+The run is written to `benchmarks/results/ppo.json` (`--results`), which the docs build reads.
 
     PYTHONPATH=src .venv/bin/python benchmarks/bench_ppo.py
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_ppo.py --quick --results /tmp/ppo.json
     PYTHONPATH=src .venv/bin/python benchmarks/bench_ppo.py --compile-breakdown
 """
 
@@ -26,24 +52,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-TOTAL_STEPS, EVALS, EVAL_EPISODES, SOLVED = 100_000, 20, 16, 475.0
-HPARAMS = dict(
-    learning_rate=7.5e-4,
-    gamma=0.99,
-    gae_lambda=0.95,
-    clip_eps=0.2,
-    ent_coef=0.01,
-    vf_coef=0.5,
-    max_grad_norm=0.5,
-)
-SHAPE = dict(num_envs=5, num_steps=100, num_epochs=5, num_minibatches=5)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import RESULTS, ROOT, save_results
+
+SOLVED, TARGET_RATIO, TARGET_SCALE, TARGET_SOLVE_S = 475.0, 1.3, 1.8, 6.0
+FULL = dict(total_steps=100_000, evals=20, eval_episodes=16, seeds=8)
+QUICK = dict(total_steps=2_000, evals=2, eval_episodes=2, seeds=2)
+SHAPE_FIELDS = ("num_envs", "num_steps", "num_epochs", "num_minibatches")
+PAIRS = {
+    "equal": "equal terms, with evaluation",
+    "train_only": "equal terms, no evaluation",
+    "own": "each with its own defaults",
+}
 
 
 def load_example() -> dict:
@@ -59,176 +86,339 @@ def load_example() -> dict:
     return module.__dict__
 
 
-def example_module(namespace: dict):
-    """The example's PPO on CartPole-v1 with the benchmark's hyper-parameters and shape."""
-    env, env_params = namespace["make_env"]("CartPole-v1")
-    return namespace["PPO"].create(
-        env,
-        env_params,
-        hparams=namespace["PPOHParams"](**HPARAMS),
-        eval_episodes=EVAL_EPISODES,
-        **SHAPE,
-    )
+def settings(namespace: dict) -> tuple[dict, dict]:
+    """The example's defaults (rejax's CartPole settings): hyper-parameters and shape."""
+    config = namespace["Config"]()
+    hparams = {name: getattr(config, name) for name in namespace["PPOHParams"].__dataclass_fields__}
+    return hparams, {name: getattr(config, name) for name in SHAPE_FIELDS}
 
 
-def example_fit(namespace: dict, many: int = 0, opt_level: int | None = None):
+class FiveTuple:
+    """gymnax 1.0 steps return 6 values; rejax 0.1.3 expects the older 5 (`done` = either)."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def __getattr__(self, name):
+        if name == "env":
+            raise AttributeError(name)
+        return getattr(self.env, name)
+
+    def step(self, key, state, action, params=None):
+        obs, state, reward, terminated, truncated, info = self.env.step(key, state, action, params)
+        return obs, state, reward, terminated | truncated, info
+
+
+def shared_evaluation(env, env_params, episodes: int):
+    """`evaluate(act, rng) -> {"eval_return", "eval_steps"}`, the same code for both sides.
+
+    rejax's own `evaluate` (episodes vmapped, each until done or the time limit) with the
+    policy `act(obs, rng) -> action`; `eval_steps` sums the episodes' lengths. No episodes: no
+    evaluation at all (zeros).
+    """
+    import jax.numpy as jnp
+    from rejax.evaluate import evaluate
+
+    wrapped = FiveTuple(env)
+
+    def run(act, rng):
+        if episodes == 0:
+            return {"eval_return": jnp.zeros(()), "eval_steps": jnp.zeros((), jnp.int32)}
+        lengths, returns = evaluate(
+            act, rng, wrapped, env_params, episodes, env_params.max_steps_in_episode
+        )
+        return {"eval_return": returns.mean(), "eval_steps": lengths.sum()}
+
+    return run
+
+
+def rejax_algorithm(namespace: dict):
+    """The example's `PPO` running rejax 0.1.3's algorithm (see the module docstring)."""
+    import jax
+    import optax
+    from flax import linen as nn
+
+    class RejaxAlgorithm(namespace["PPO"]):
+        """Element-wise clipping, Adam eps 1e-8, flax's default init, truncation terminal."""
+
+        def optimizer(self) -> optax.GradientTransformation:
+            hp = self.hparams
+            return optax.flatten(
+                optax.chain(optax.clip(hp.max_grad_norm), optax.adam(hp.learning_rate))
+            )
+
+        def init_train_state(self, rng):
+            state = super().init_train_state(rng)
+            leaves, tree = jax.tree_util.tree_flatten_with_path(state.params)
+            keys = jax.random.split(jax.random.fold_in(rng, 17), len(leaves))
+            default_kernel = nn.initializers.lecun_normal()
+            params = jax.tree_util.tree_unflatten(
+                tree,
+                [
+                    default_kernel(key, leaf.shape) if path[-1].key == "kernel" else leaf
+                    for key, (path, leaf) in zip(keys, leaves, strict=True)
+                ],
+            )
+            return state.replace(params=params, opt_state=self.optimizer().init(params))
+
+        def get_batch(self, train_state, batch_idx):
+            train_state, rollout = super().get_batch(train_state, batch_idx)
+            return train_state, rollout.replace(terminated=rollout.done)
+
+    return RejaxAlgorithm
+
+
+def example_act(module, params, policy: str):
+    """The example network's policy as rejax's `act(obs, rng)`: greedy or sampled."""
+    import jax.numpy as jnp
+
+    def act(obs, rng):
+        pi, _ = module.network.apply(params, jnp.asarray(obs, jnp.float32).reshape(1, -1))
+        if policy == "greedy":
+            return pi.mode()[0]
+        return pi.sample(type(pi).noise(rng, pi.logits.shape))[0]
+
+    return act
+
+
+def example_fit(namespace: dict, run: dict, kind: str, opt_level: int, policy: str):
+    """`fit(seed) -> metrics` of the example through `JaxTrainer`: "equal", "train_only", "own"."""
     import jax
 
     from gallery_lib import JaxTrainer
 
-    module = example_module(namespace)
-    steps_per_epoch = TOTAL_STEPS // module.batch_size // EVALS
-    # The example's XLA optimization level for the loop (its `--xla-opt-level`), unless given.
-    level = namespace["Config"].xla_opt_level if opt_level is None else opt_level
-    options = {"xla_backend_optimization_level": level}
-    trainer = JaxTrainer(
-        EVALS, steps_per_epoch, enable_progress_bar=False, compiler_options=options
+    hparams, shape = settings(namespace)
+    env, env_params = namespace["make_env"]("CartPole-v1")
+    as_published = kind in ("own", "many")
+    cls = namespace["PPO"] if as_published else rejax_algorithm(namespace)
+    if not as_published:
+        episodes = run["eval_episodes"] if kind == "equal" else 0
+        evaluation = shared_evaluation(env, env_params, episodes)
+
+        def evaluate(self, train_state):
+            act = example_act(self, train_state.params, policy)
+            rng = jax.random.fold_in(train_state.rng, 1)
+            return {**evaluation(act, rng), "env_steps": train_state.env_steps}
+
+        cls = type(cls.__name__, (cls,), {"evaluate": evaluate})
+    module = cls.create(
+        env,
+        env_params,
+        hparams=namespace["PPOHParams"](**hparams),
+        eval_episodes=run["eval_episodes"],
+        **shape,
     )
-    if many:
-        return lambda seed: trainer.fit_many(module, jax.random.split(jax.random.key(seed), many))[
-            1
-        ]
+    steps_per_epoch = run["total_steps"] // module.batch_size // run["evals"]
+    trainer = JaxTrainer(
+        run["evals"],
+        steps_per_epoch,
+        enable_progress_bar=False,
+        compiler_options={"xla_backend_optimization_level": opt_level},
+    )
+    if kind == "many":
+        return lambda seed: trainer.fit_many(
+            module, jax.random.split(jax.random.key(seed), run["seeds"])
+        )[1]
     return lambda seed: trainer.fit(module, jax.random.key(seed))[1]
 
 
-def rejax_fit():
+def rejax_fit(namespace: dict, run: dict, kind: str, opt_level: int | None, policy: str):
+    """`fit(seed) -> metrics` of rejax 0.1.3's PPO, as published; `opt_level` None: XLA's."""
     import gymnax
     import jax
     from rejax import PPO
     from rejax.evaluate import evaluate
 
-    class FiveTuple:
-        """gymnax 1.0 steps return 6 values; rejax 0.1.3 expects the older 5."""
-
-        def __init__(self, env):
-            self.env = env
-
-        def __getattr__(self, name):
-            if name == "env":
-                raise AttributeError(name)
-            return getattr(self.env, name)
-
-        def step(self, key, state, action, params=None):
-            obs, state, reward, terminated, truncated, info = self.env.step(
-                key, state, action, params
-            )
-            return obs, state, reward, terminated | truncated, info
-
-    def eval_callback(algo, ts, rng):
-        act = algo.make_act(ts)
-        max_steps = algo.env_params.max_steps_in_episode
-        return evaluate(act, rng, algo.env, algo.env_params, EVAL_EPISODES, max_steps)
-
+    hparams, shape = settings(namespace)
     env, env_params = gymnax.make("CartPole-v1")
+    if kind == "own":
+
+        def eval_callback(algo, ts, rng):
+            lengths, returns = evaluate(
+                algo.make_act(ts), rng, algo.env, algo.env_params, run["eval_episodes"]
+            )
+            return {"eval_return": returns.mean(), "eval_steps": lengths.sum()}
+
+    else:
+        episodes = run["eval_episodes"] if kind == "equal" else 0
+        evaluation = shared_evaluation(env, env_params, episodes)
+
+        def eval_callback(algo, ts, rng):
+            def act(obs, rng):
+                dist = algo.actor.apply(ts.actor_ts.params, obs[None], method="_action_dist")
+                return (dist.mode() if policy == "greedy" else dist.sample(seed=rng))[0]
+
+            return evaluation(act, rng)
+
     algo = PPO.create(
         env=FiveTuple(env),
         env_params=env_params,
         agent_kwargs={"activation": "tanh"},
-        total_timesteps=TOTAL_STEPS,
-        eval_freq=TOTAL_STEPS // EVALS,
+        total_timesteps=run["total_steps"],
+        eval_freq=run["total_steps"] // run["evals"],
         skip_initial_evaluation=True,
-        **SHAPE,
-        **HPARAMS,
+        **shape,
+        **hparams,
     ).replace(eval_callback=eval_callback)
-    train = jax.jit(algo.train)
-
-    def fit(seed):
-        _, (_, returns) = train(jax.random.key(seed))
-        return {"eval_return": returns.mean(-1)}
-
-    return fit
+    options = None if opt_level is None else {"xla_backend_optimization_level": opt_level}
+    train = jax.jit(algo.train, compiler_options=options)
+    return lambda seed: train(jax.random.key(seed))[1]
 
 
 def timed(fit, seed: int) -> tuple[float, float, dict]:
-    import jax
-
-    wall, cpu = time.perf_counter(), time.process_time()
-    metrics = jax.block_until_ready(fit(seed))
-    return time.perf_counter() - wall, time.process_time() - cpu, metrics
-
-
-def child(kind: str, repeats: int, opt_level: int | None) -> None:
-    if kind == "single":
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
+    """Wall and CPU seconds of `fit(seed)`, and its metrics as NumPy arrays."""
     import jax
     import numpy as np
 
+    wall, cpu = time.perf_counter(), time.process_time()
+    metrics = jax.block_until_ready(fit(seed))
+    elapsed = time.perf_counter() - wall, time.process_time() - cpu
+    return *elapsed, {k: np.asarray(v) for k, v in metrics.items() if k != "env_steps"}
+
+
+def summarize(first: tuple, runs: list[tuple], run: dict, seeds: int) -> dict:
+    """Medians and ranges of one contender's compiled runs, with compile time and time to 475."""
+    import numpy as np
+
+    walls = [r[0] for r in runs]
+    wall = statistics.median(walls)
+    cpu = statistics.median(r[1] for r in runs)
+    compile_s = max(first[0] - wall, 0.0)
+    train_steps = seeds * run["total_steps"]
+    solve = []
+    for elapsed, _, metrics in runs:
+        for curve in np.asarray(metrics["eval_return"]).reshape(-1, run["evals"]):
+            hit = np.flatnonzero(curve >= SOLVED)
+            if hit.size:
+                solve.append(compile_s + elapsed * (hit[0] + 1) / run["evals"])
+    # The example as published does not count its evaluation steps.
+    eval_steps = [float(np.sum(r[2]["eval_steps"])) for r in runs if "eval_steps" in r[2]]
+    return {
+        "steps_per_s": [train_steps / w for w in walls],
+        "steps_per_s_median": train_steps / wall,
+        "eval_steps_median": statistics.median(eval_steps) if eval_steps else None,
+        "cores_used": cpu / wall,
+        "compile_s": compile_s,
+        "time_to_solve_s": statistics.median(solve) if solve else None,
+        "solved": len(solve),
+        "runs": len(runs) * seeds,
+    }
+
+
+def child(mode: str, run: dict, repeats: int, opt_level: int, policy: str) -> None:
+    """Measure in this process and print one `RESULT {json}` line."""
+    if mode == "single":
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
+    import jax
+
     namespace = load_example()
-    fits = {"example (JaxTrainer)": example_fit(namespace, opt_level=opt_level)}
-    if kind == "single":
-        fits["rejax 0.1.3"] = rejax_fit()
-    else:
-        fits = {
-            "example, 8 seeds (fit_many, sharded)": example_fit(
-                namespace, many=8, opt_level=opt_level
+    if mode == "single":
+        fits = {}
+        for kind in PAIRS:
+            rejax_level = None if kind == "own" else opt_level
+            fits[kind] = (
+                example_fit(namespace, run, kind, opt_level, policy),
+                rejax_fit(namespace, run, kind, rejax_level, policy),
             )
-        }
-    results = {name: {"first": timed(fit, 0), "runs": []} for name, fit in fits.items()}
+    else:
+        fits = {"many": (example_fit(namespace, run, "many", opt_level, policy),)}
+    firsts = {kind: [timed(fit, 0) for fit in pair] for kind, pair in fits.items()}
+    runs = {kind: [[] for _ in pair] for kind, pair in fits.items()}
     for repeat in range(repeats):
-        for name, fit in fits.items():
-            results[name]["runs"].append(timed(fit, 1 + repeat))
-    level = namespace["Config"].xla_opt_level if opt_level is None else opt_level
-    out = {"devices": jax.device_count(), "xla_opt_level": level}
-    for name, res in results.items():
-        walls = sorted(r[0] for r in res["runs"])
-        cpus = sorted(r[1] for r in res["runs"])
-        wall, cpu = walls[0], cpus[len(cpus) // 2]
-        curves = [np.asarray(r[2]["eval_return"]).reshape(-1, EVALS) for r in res["runs"]]
-        seeds = 8 if "8 seeds" in name else 1
-        compile_wall = max(res["first"][0] - wall, 0.0)
-        solve = []
-        for curve in curves:
-            for row in curve:
-                hit = np.flatnonzero(row >= SOLVED)
-                solve.append(compile_wall + wall * (hit[0] + 1) / EVALS if hit.size else np.nan)
-        out[name] = {
-            "steps_per_s": seeds * TOTAL_STEPS / wall,
-            "steps_per_cpu_s": seeds * TOTAL_STEPS / cpu,
-            "compile_s": compile_wall,
-            "compile_cpu_s": max(res["first"][1] - cpu, 0.0),
-            "time_to_solve_s": float(np.nanmedian(solve)) if not np.isnan(solve).all() else None,
-            "solved_runs": f"{int(np.sum(~np.isnan(solve)))}/{len(solve)}",
-            "cpu_per_wall": cpu / wall,
-        }
+        for kind, pair in fits.items():
+            order = range(len(pair)) if repeat % 2 == 0 else reversed(range(len(pair)))
+            for side in order:
+                runs[kind][side].append(timed(pair[side], 1 + repeat))
+    seeds = run["seeds"] if mode == "many" else 1
+    out = {"devices": jax.device_count()}
+    for kind in fits:
+        out[kind] = [
+            summarize(first, side_runs, run, seeds)
+            for first, side_runs in zip(firsts[kind], runs[kind], strict=True)
+        ]
     print("RESULT " + json.dumps(out))
 
 
-def run_child(kind: str, repeats: int, devices: int, timeout: int, opt_level: int | None) -> dict:
+def run_child(mode: str, args: argparse.Namespace, devices: int) -> dict:
+    """Run `child` in a subprocess with `devices` host devices; its parsed result."""
     env = dict(os.environ)
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
-    command = [sys.executable, __file__, "--child", kind, "--repeats", str(repeats)]
-    if opt_level is not None:
-        command += ["--xla-opt-level", str(opt_level)]
+    command = [sys.executable, __file__, "--child", mode, "--repeats", str(args.repeats)]
+    command += ["--xla-opt-level", str(args.xla_opt_level), "--eval-policy", args.eval_policy]
+    command += ["--quick"] if args.quick else []
     result = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        command, env=env, capture_output=True, text=True, timeout=args.timeout, check=False
     )
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     if result.returncode or not lines:
-        raise SystemExit(f"{kind} run failed:\n{result.stderr[-3000:]}")
+        raise SystemExit(f"{mode} run failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
     return json.loads(lines[-1][len("RESULT ") :])
 
 
-def compile_breakdown(repeats: int) -> None:
+def spread(values: list[float], digits: int = 0) -> str:
+    """`median (min-max)` of `values`, with thousands separators."""
+    return (
+        f"{statistics.median(values):,.{digits}f} "
+        f"({min(values):,.{digits}f}-{max(values):,.{digits}f})"
+    )
+
+
+def pair_ratios(pair: list[dict]) -> list[float]:
+    """Example / rejax env steps per second, within each repeat."""
+    ours, theirs = pair[0]["steps_per_s"], pair[1]["steps_per_s"]
+    return [a / b for a, b in zip(ours, theirs, strict=True)]
+
+
+def table(rows: list[tuple[str, dict]]) -> str:
+    """The markdown table of some contenders."""
+    header = (
+        "run",
+        "training env steps/s, median (range)",
+        "evaluation env steps per run",
+        "cores used",
+        "compile (s)",
+        "time to 475, compile incl. (s)",
+        "runs solved",
+    )
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, r in rows:
+        solve = f"{r['time_to_solve_s']:.1f}" if r["time_to_solve_s"] is not None else "-"
+        cells = (
+            name,
+            spread(r["steps_per_s"]),
+            "not counted" if r["eval_steps_median"] is None else f"{r['eval_steps_median']:,.0f}",
+            f"{r['cores_used']:.2f}",
+            f"{r['compile_s']:.1f}",
+            solve,
+            f"{r['solved']}/{r['runs']}",
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def compile_breakdown(repeats: int, run: dict) -> None:
     """Where one seed's compile time goes, and what XLA's optimization level changes (1 core)."""
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
     import jax
 
     from gallery_lib import JaxTrainer
 
-    module = example_module(load_example())
-    trainer = JaxTrainer(
-        EVALS, TOTAL_STEPS // module.batch_size // EVALS, enable_progress_bar=False
+    namespace = load_example()
+    hparams, shape = settings(namespace)
+    env, env_params = namespace["make_env"]("CartPole-v1")
+    module = namespace["PPO"].create(
+        env, env_params, hparams=namespace["PPOHParams"](**hparams), **shape
     )
+    steps = run["total_steps"] // module.batch_size // run["evals"]
+    trainer = JaxTrainer(run["evals"], steps, enable_progress_bar=False)
     # A trainer without host callbacks may run inside jit: the same loop, staged step by step.
-    run = jax.jit(lambda rng: trainer.fit(module, rng)[1])
+    program = jax.jit(lambda rng: trainer.fit(module, rng)[1])
     rng = jax.random.key(0)
     start = time.perf_counter()
-    traced = run.trace(rng)
-    lowered = traced.lower()
-    stages = time.perf_counter() - start
-    print(f"tracing + lowering to StableHLO: {stages:.2f} s (one core)")
-    print("| xla_backend_optimization_level | XLA compile (s) | compiled run (s, fastest) |")
+    lowered = program.trace(rng).lower()
+    print(f"tracing + lowering to StableHLO: {time.perf_counter() - start:.2f} s (one core)")
+    print("| xla_backend_optimization_level | XLA compile (s) | compiled run (s, median) |")
     print("|---|---|---|")
     for level in (3, 2, 1):
         start = time.perf_counter()
@@ -240,18 +430,118 @@ def compile_breakdown(repeats: int) -> None:
             jax.block_until_ready(compiled(rng))
             runs.append(time.perf_counter() - start)
         default = " (XLA's default)" if level == 3 else ""
-        print(f"| {level}{default} | {compile_s:.2f} | {min(runs):.3f} |")
+        print(f"| {level}{default} | {compile_s:.2f} | {statistics.median(runs):.3f} |")
+
+
+def report(args: argparse.Namespace, run: dict, load: float) -> None:
+    """Run the measurements, print the tables and write the results file."""
+    # Measurements run one after the other; `--quick` measures nothing, so it runs both at once.
+    with ThreadPoolExecutor(max_workers=2 if args.quick else 1) as pool:
+        single_run = pool.submit(run_child, "single", args, 1)
+        many_run = pool.submit(run_child, "many", args, 2)
+        single = single_run.result()
+        try:
+            many = many_run.result()["many"][0]
+        except (SystemExit, subprocess.TimeoutExpired) as error:
+            print(f"many-seed run on 2 devices gave no result: {str(error)[:300]}")
+            many = None
+    print(
+        f"PPO CartPole-v1, {run['total_steps']:,} training env steps per seed, "
+        f"{run['evals']} evaluations of {run['eval_episodes']} episodes "
+        f"({args.eval_policy} policy on equal terms); {args.repeats} repeats\n"
+    )
+    level = f"xla_backend_optimization_level={args.xla_opt_level} on both"
+    tables, numbers = {}, {}
+    for kind, title in PAIRS.items():
+        ours, theirs = single[kind]
+        if kind == "own":
+            names = (
+                f"example as published (level {args.xla_opt_level}, greedy evaluation)",
+                "rejax 0.1.3 as published (XLA's default level, sampled evaluation)",
+            )
+        else:
+            names = ("example running rejax's algorithm", f"rejax 0.1.3 ({level})")
+        tables[kind] = table([(names[0], ours), (names[1], theirs)])
+        ratios = pair_ratios(single[kind])
+        median = statistics.median(ratios)
+        print(f"## {title}\n\n{tables[kind]}\n")
+        print(
+            f"example / rejax, training env steps/s: {median:.3f}x "
+            f"(range {min(ratios):.3f}-{max(ratios):.3f} over {len(ratios)} repeats)\n"
+        )
+        numbers.update(
+            {
+                f"{kind}_ratio": median,
+                f"{kind}_ratio_min": min(ratios),
+                f"{kind}_ratio_max": max(ratios),
+                f"{kind}_example_steps_per_s": ours["steps_per_s_median"],
+                f"{kind}_rejax_steps_per_s": theirs["steps_per_s_median"],
+                f"{kind}_example_compile_s": ours["compile_s"],
+                f"{kind}_rejax_compile_s": theirs["compile_s"],
+                f"{kind}_example_time_to_solve_s": ours["time_to_solve_s"],
+                f"{kind}_rejax_time_to_solve_s": theirs["time_to_solve_s"],
+                f"{kind}_eval_steps_per_run": ours["eval_steps_median"],
+            }
+        )
+    ratio = numbers["equal_ratio"]
+    verdict = "ahead of" if ratio > 1 else "behind"
+    print(
+        f"one seed, equal terms: the example is {verdict} rejax by {abs(ratio - 1):.1%} "
+        f"({ratio:.3f}x); target >= {TARGET_RATIO}x "
+        f"{'met' if ratio >= TARGET_RATIO else 'missed'} (unrounded {ratio!r})"
+    )
+    if many:
+        scale = many["steps_per_s_median"] / numbers["own_example_steps_per_s"]
+        tables["many"] = table([(f"example, {run['seeds']} seeds on 2 devices", many)])
+        numbers.update(many_seeds_scale=scale, many_seeds_steps_per_s=many["steps_per_s_median"])
+        print(f"\n{tables['many']}\n")
+        print(
+            f"{run['seeds']} seeds on 2 devices / one seed (example as published): {scale:.3f}x; "
+            f"target >= {TARGET_SCALE}x {'met' if scale >= TARGET_SCALE else 'missed'}"
+        )
+    solve = numbers["own_example_time_to_solve_s"]
+    if solve is not None:
+        print(
+            f"time to 475, one seed, example as published, compile included: {solve:.2f} s; "
+            f"target <= {TARGET_SOLVE_S} s {'met' if solve <= TARGET_SOLVE_S else 'missed'}"
+        )
+    numbers.update(
+        repeats=args.repeats,
+        total_steps=run["total_steps"],
+        xla_opt_level=args.xla_opt_level,
+        target_ratio=TARGET_RATIO,
+    )
+    path = save_results(Path(args.results), numbers, tables, load)
+    print(f"\nwritten to {path}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--timeout", type=int, default=600)
+    parser.add_argument("--repeats", type=int, default=5, help="compiled runs per contender")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per subprocess")
     parser.add_argument(
         "--xla-opt-level",
         type=int,
         choices=range(4),
-        help="LLVM optimization level of the example's compiled loop (default: the example's)",
+        default=2,
+        help="LLVM optimization level of both sides' compiled loop on equal terms (default 2, "
+        "the example's; 3 is XLA's default)",
+    )
+    parser.add_argument(
+        "--eval-policy",
+        choices=("greedy", "sampled"),
+        default="greedy",
+        help="the policy both sides evaluate on equal terms",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"tiny settings that only check the script runs ({QUICK})",
+    )
+    parser.add_argument(
+        "--results",
+        default=str(RESULTS / "ppo.json"),
+        help="where to write the JSON record (default benchmarks/results/ppo.json)",
     )
     parser.add_argument(
         "--compile-breakdown",
@@ -260,71 +550,13 @@ def main() -> None:
     )
     parser.add_argument("--child", choices=["single", "many"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    run = QUICK if args.quick else FULL
     if args.compile_breakdown:
-        compile_breakdown(args.repeats)
-        return
-    if args.child:
-        child(args.child, args.repeats, args.xla_opt_level)
-        return
-    load = os.getloadavg()[0]
-    single = run_child("single", args.repeats, 1, args.timeout, args.xla_opt_level)
-    try:
-        many = run_child("many", max(2, args.repeats // 2), 2, args.timeout, args.xla_opt_level)
-    except (SystemExit, subprocess.TimeoutExpired) as error:
-        print(f"many-seed run on 2 devices gave no result: {str(error)[:300]}")
-        many = None
-    ours, rejax = single["example (JaxTrainer)"], single["rejax 0.1.3"]
-    sharded = many["example, 8 seeds (fit_many, sharded)"] if many else None
-    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    machine = platform.processor() or platform.machine()
-    print(f"# {stamp}, {machine}, {os.cpu_count()} cores, load average {load:.1f} at start")
-    print(
-        f"PPO CartPole-v1, {TOTAL_STEPS:,} env steps per seed, "
-        f"{EVALS} evaluations of {EVAL_EPISODES} episodes; the example's loop compiled with "
-        f"xla_backend_optimization_level={single['xla_opt_level']}\n"
-    )
-    header = (
-        "run",
-        "env steps/s (wall)",
-        "env steps per CPU-s",
-        "cores used",
-        "compile (s)",
-        "time to 475, compile incl. (s)",
-        "runs solved",
-    )
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    rows = [
-        ("rejax 0.1.3, one seed, 1 core", rejax),
-        ("example via JaxTrainer, one seed, 1 core", ours),
-    ]
-    if sharded:
-        rows.append((f"example, 8 seeds sharded over {many['devices']} devices", sharded))
-    for name, r in rows:
-        solve = f"{r['time_to_solve_s']:.1f}" if r["time_to_solve_s"] is not None else "-"
-        cells = (
-            name,
-            f"{r['steps_per_s']:,.0f}",
-            f"{r['steps_per_cpu_s']:,.0f}",
-            f"{r['cpu_per_wall']:.2f}",
-            f"{r['compile_s']:.1f}",
-            solve,
-            r["solved_runs"],
-        )
-        print("| " + " | ".join(cells) + " |")
-    print()
-    wall_ratio = ours["steps_per_s"] / rejax["steps_per_s"]
-    cpu_ratio = ours["steps_per_cpu_s"] / rejax["steps_per_cpu_s"]
-    print(
-        f"one seed, example / rejax: {wall_ratio:.2f}x wall, {cpu_ratio:.2f}x per CPU-s "
-        "(target >= 1.3x)"
-    )
-    if sharded:
-        scale = sharded["steps_per_s"] / ours["steps_per_s"]
-        print(f"8 seeds on 2 devices / one seed: {scale:.2f}x (target >= 1.8x)")
-    print(
-        f"time to 475, one seed, compile included: {ours['time_to_solve_s']:.1f} s (target <= 6 s)"
-    )
+        compile_breakdown(args.repeats, run)
+    elif args.child:
+        child(args.child, run, args.repeats, args.xla_opt_level, args.eval_policy)
+    else:
+        report(args, run, os.getloadavg()[0])
 
 
 if __name__ == "__main__":

@@ -54,6 +54,8 @@ def main() -> None:
                 project / name,
                 ignore=shutil.ignore_patterns("generated", "__pycache__", "*.egg-info"),
             )
+        # The benchmark records the pages render their measured figures from.
+        shutil.copytree(ROOT / "benchmarks" / "results", project / "benchmarks" / "results")
         shutil.copy2(ROOT / "mkdocs.yml", project / "mkdocs.yml")
         env = dict(os.environ, NO_MKDOCS_2_WARNING="1", OMP_NUM_THREADS="1")
         env["PYTHONPATH"] = str(project / "src")

@@ -256,11 +256,12 @@ def shuffled_indices(key: jax.Array, n: int) -> jax.Array:
     """A random permutation of `range(n)`, fast on CPU.
 
     `jax.random.permutation` sorts (random key, index) pairs with a general comparator, which
-    costs about 75 µs for 500 items on a CPU, five times per update here. Sorting single
-    32-bit words, random high bits above the index in the low bits, is about 5x faster and
+    is slow on a CPU for a few hundred items, and it runs five times per update here. Sorting
+    single 32-bit words, random high bits above the index in the low bits, is cheaper and
     gives the same kind of permutation (ties between equal random parts, which keep index
-    order, are rare: 1.5% of the shuffles of 500 items have one). Large `n` leaves too few
-    random bits, so it falls back to `jax.random.permutation`.
+    order, are rare: with 500 items and 23 random bits, about one shuffle in 67 has one, by
+    the birthday bound 500**2 / 2**24). Large `n` leaves too few random bits, so it falls
+    back to `jax.random.permutation`.
     """
     index_bits = max(1, (n - 1).bit_length())
     if index_bits > 12:
@@ -562,8 +563,9 @@ class PPO(struct.PyTreeNode):
 # For a run this short, compiling is most of the wall-clock time, and most of the compiling
 # is XLA's back end (LLVM) optimising the generated CPU code. `compiler_options` hands XLA
 # options for the loop: LLVM's `-O2` instead of the default `-O3`
-# (`xla_backend_optimization_level`) compiled this loop about 30% faster on the machine that
-# built these docs, and the compiled loop ran just as fast.
+# (`xla_backend_optimization_level`) compiled this loop faster on the machine that built these
+# docs, and the compiled loop ran just as fast (`benchmarks/bench_ppo.py --compile-breakdown`
+# times each level on yours).
 import time
 
 from gallery_lib import JaxTrainer

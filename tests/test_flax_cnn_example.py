@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import lightning.pytorch as pl
 import numpy as np
 import pytest
@@ -65,29 +64,50 @@ def test_a_few_training_steps_decrease_the_loss(
     assert after < 0.75 * before, (before, after)
 
 
-def test_the_jax_step_computes_the_same_gradients_as_torch_autograd(
-    example, small_datamodule: FashionMNISTDataModule
+def test_the_jax_step_moves_the_parameters_by_minus_lr_times_the_torch_gradient(
+    example, small_datamodule: FashionMNISTDataModule, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One plain-SGD Jax step moves the parameters by -lr * the gradient torch computes."""
+    """One real `JaxStepClassifier` step, through Lightning, with its optimizer made plain SGD.
+
+    The step's parameter change must be `-lr * gradient`, the gradient computed by torch
+    autograd through the wrapper on the batch the step saw, at the parameters before it.
+    """
     import optax
 
-    network = FlaxModule(example.FlaxCNN(), small_datamodule.train_set[:2][0], seed=0)
-    images, labels = small_datamodule.train_set[:64]
-    loss = torch.nn.functional.cross_entropy(network(images), labels)
-    loss.backward()
-    torch_grads = {name: p.grad.clone() for name, p in network.named_parameters()}
+    # The example builds `optax.adam(schedule)`; SGD with the same schedule makes the expected
+    # change exactly -lr * gradient (Adam's first step would be -lr * sign(gradient)).
+    monkeypatch.setattr(optax, "adam", optax.sgd)
+    learning_rate = 1.0
+    example_input = small_datamodule.train_set[:2][0]
 
-    def loss_fn(params):
-        logits = network.apply_fn({"params": params}, jnp.asarray(images.numpy()))
-        y = jnp.asarray(labels.numpy(), dtype=jnp.int32)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    class Recording(example.JaxStepClassifier):
+        def training_step(self, batch, batch_idx):
+            self.seen = batch
+            return super().training_step(batch, batch_idx)
 
-    jax_grads = jax.grad(loss_fn)(network.jax_params)
-    for path, grad in jax.tree_util.tree_flatten_with_path(jax_grads)[0]:
+    network = FlaxModule(example.FlaxCNN(), example_input, seed=0)
+    before = jax.tree.map(np.array, network.jax_params)
+    model = Recording(network, learning_rate=learning_rate)
+    trainer = _fit(model, small_datamodule, steps=1)
+    assert trainer.global_step == 1
+    after = jax.tree.map(np.array, network.jax_params)
+
+    reference = FlaxModule(example.FlaxCNN(), example_input, seed=0)
+    images, labels = model.seen
+    torch.nn.functional.cross_entropy(reference(images), labels).backward()
+    torch_grads = {name: p.grad.numpy() for name, p in reference.named_parameters()}
+    lr = optax.cosine_onecycle_schedule(trainer.estimated_stepping_batches, learning_rate)(0)
+    moved = 0
+    for path, new in jax.tree_util.tree_flatten_with_path(after)[0]:
         name = "params." + ".".join(k.key for k in path)
+        old = before
+        for key in path:
+            old = old[key.key]
         np.testing.assert_allclose(
-            np.asarray(grad), torch_grads[name].numpy(), rtol=1e-4, atol=1e-6, err_msg=name
+            new - old, -lr * torch_grads[name], rtol=1e-3, atol=1e-7, err_msg=name
         )
+        moved += int(np.any(new != old))
+    assert moved == len(torch_grads), "every parameter leaf moved"
 
 
 def test_checkpoint_round_trip_keeps_jax_params_and_optax_state(

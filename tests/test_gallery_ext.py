@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import textwrap
 import threading
 import time
@@ -17,6 +18,7 @@ from gallery_ext import (
     example_usage,
     times_table,
 )
+from gallery_ext._monitor import resident_mb
 
 
 @pytest.fixture
@@ -82,16 +84,37 @@ def _run(monitor: ExampleMonitor, seconds: float) -> None:
     monitor.call_memory(lambda: time.sleep(seconds))
 
 
+def _hold_fresh_block(mib: int, seconds: float) -> bytes:
+    """Map `mib` MiB of fresh anonymous memory, touch every page, hold it, release it.
+
+    `mmap` rather than a Python object: malloc may reuse memory this process already holds
+    (the tests elsewhere raise its trim threshold), which would not raise the resident size.
+    """
+    size = mib * 2**20
+    block = mmap.mmap(-1, size)
+    for offset in range(0, size, mmap.PAGESIZE):
+        block[offset] = 1
+    time.sleep(seconds)
+    first = block[:1]
+    block.close()
+    return first
+
+
 def test_monitor_adds_up_the_blocks_of_an_example() -> None:
     monitor = ExampleMonitor(timeout=60)
     example = Path("examples/plot_a.py")
     monitor.reset_module({}, example)
-    memory, result = monitor.call_memory(lambda: bytearray(50 * 2**20)[:1])
-    assert result == b"\0" and memory > 0
+    baseline = resident_mb()
+    memory, result = monitor.call_memory(lambda: _hold_fresh_block(50, 0.1))
+    assert result == b"\1"
     _run(monitor, 0.05)
     measure = monitor.measures[example]
-    assert measure.seconds >= 0.05
-    assert measure.peak_mb >= 50, "the 50 MiB block was seen by the sampler"
+    assert measure.seconds >= 0.15
+    assert measure.peak_mb == memory
+    assert measure.peak_mb - baseline >= 45, (
+        f"the 50 MiB block held for 0.1 s was not seen: peak {measure.peak_mb:.0f} MiB, "
+        f"{baseline:.0f} MiB before it"
+    )
     monitor.reset_module({}, Path("examples/plot_b.py"))
     assert monitor.measures[example] is measure, "the next example gets its own record"
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -307,21 +308,43 @@ FAILING = dict(title="Fails", imports="import tinylib", call="tinylib.beta() / 0
 SLOW = dict(title="Slow", imports="import time", call="time.sleep(60)")
 
 
+class UpstreamChangedWarning(UserWarning):
+    """An upstream defect the hooks work around no longer reproduces."""
+
+
 def test_plain_mkdocs_gallery_publishes_a_cached_failure(tmp_path: Path) -> None:
-    """The defects the hooks fix, reproduced with mkdocs-gallery alone.
+    """The defects the hooks fix, reproduced with mkdocs-gallery alone: a canary.
 
     With its default `abort_on_example_error: false`, the failed script is cached by MD5 and the
     next build passes. (With `true` it is not cached, but the first failure stops the gallery
-    with a bare exception, and `mkdocs serve` dies with it.)
+    with a bare exception, and `mkdocs serve` dies with it.) When upstream fixes a defect, this
+    test warns (`UpstreamChangedWarning`, listed in pytest's summary) instead of failing: the
+    workaround in `tools/` may then go. The hooks' own tests, below, still fail if they break.
     """
     root = make_project(tmp_path, {"plot_fails": FAILING, **EXAMPLES}, hooks=False)
     first = build(root)
-    assert first.returncode != 0 and "ZeroDivisionError" in log_of(first)
-    assert "'_LoggingTee' object has no attribute 'close'" in log_of(first), "absl at exit"
     second = build(root)
-    assert second.returncode == 0, "mkdocs-gallery skipped the failed example (MD5 cache)"
-    assert runs(root).count("plot_fails") == 1, "it ran once only"
-    assert "ZeroDivisionError" in read_page(root, "generated/gallery/plot_fails")
+    page = root / "site" / "generated" / "gallery" / "plot_fails" / "index.html"
+    defects = {
+        "the failing example fails the first build": first.returncode != 0
+        and "ZeroDivisionError" in log_of(first),
+        "absl prints a '_LoggingTee' traceback at exit": "'_LoggingTee' object has no "
+        "attribute 'close'" in log_of(first),
+        "the next build passes (the failed example is cached by MD5)": second.returncode == 0,
+        "the failed example ran once only": runs(root).count("plot_fails") == 1,
+        "the traceback page is published": page.exists()
+        and "ZeroDivisionError" in page.read_text(),
+    }
+    gone = [name for name, reproduced in defects.items() if not reproduced]
+    if gone:
+        warnings.warn(
+            UpstreamChangedWarning(
+                "mkdocs-gallery (or absl) changed; these no longer reproduce: "
+                + "; ".join(gone)
+                + ". Check whether the matching workaround in tools/gallery_hooks.py can go."
+            ),
+            stacklevel=1,
+        )
 
 
 def test_a_failing_example_fails_every_build_until_fixed(tmp_path: Path) -> None:

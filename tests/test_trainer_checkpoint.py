@@ -140,7 +140,9 @@ def test_resume_a_flax_train_state(tmp_path) -> None:
 
     expected = run(3)
     run(1, CheckpointCallback(tmp_path))
-    resumed = run(3, ckpt_path=str(tmp_path))
+    resumed_trainer = JaxTrainer(3, 3, enable_progress_bar=False)
+    resumed = resumed_trainer.fit(FlaxRegression(), jax.random.key(0), ckpt_path=str(tmp_path))
+    assert resumed_trainer.start_epoch == 1, "resumed after the one saved epoch"
     resumed_leaves, expected_leaves = (jax.tree.leaves(to_numpy(r)) for r in (resumed, expected))
     for a, b in zip(resumed_leaves, expected_leaves, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -152,9 +154,9 @@ def test_fit_many_resumes_bit_identically(tmp_path) -> None:
     JaxTrainer(1, 2, callbacks=[CheckpointCallback(tmp_path)], enable_progress_bar=False).fit_many(
         module, rngs
     )
-    resumed = JaxTrainer(3, 2, enable_progress_bar=False).fit_many(
-        module, rngs, ckpt_path=str(tmp_path)
-    )
+    resumed_trainer = JaxTrainer(3, 2, enable_progress_bar=False)
+    resumed = resumed_trainer.fit_many(module, rngs, ckpt_path=str(tmp_path))
+    assert resumed_trainer.start_epoch == 1, "resumed after the one saved epoch"
     assert resumed[1]["param_error"].shape == (2, 3)
     assert_trees_equal(resumed, expected)
 

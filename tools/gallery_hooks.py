@@ -6,7 +6,8 @@
 - an example re-runs when a module of the package it imports changes, or quick mode toggles;
 - a run-time table page (time and peak memory of each example, the total);
 - a per-example timeout;
-- no absl `_LoggingTee` traceback at exit.
+- no absl `_LoggingTee` traceback at exit;
+- measured figures rendered from benchmark records: `{{ bench:ppo.equal_ratio:.3f }}`.
 
 The logic lives in the `gallery_ext` package beside this file; this module only wires it to
 mkdocs events and to mkdocs-gallery's documented options (`doc_module`, `reset_modules`,
@@ -16,6 +17,7 @@ mkdocs events and to mkdocs-gallery's documented options (`doc_module`, `reset_m
       gallery:
         timeout: 900                   # seconds per example (env GALLERY_TIMEOUT wins)
         times_page: run-times.md       # written in the first gallery folder
+        results: benchmarks/results    # benchmark records, relative to mkdocs.yml
         key_environment: [GALLERY_QUICK]  # variables whose values change what examples compute
 """
 
@@ -33,6 +35,7 @@ from gallery_ext import (
     Example,
     ExampleCard,
     ExampleMonitor,
+    FigureError,
     Library,
     State,
     TimeRow,
@@ -41,6 +44,7 @@ from gallery_ext import (
     dependency_key,
     example_usage,
     link_code_names,
+    render_figures,
     times_table,
     used_in_gallery,
 )
@@ -76,6 +80,8 @@ class _Build:
         self.times_page = gallery_dir / settings.get("times_page", "run-times.md")
         timeout = float(os.environ.get("GALLERY_TIMEOUT") or settings.get("timeout", 900))
         self.monitor = ExampleMonitor(timeout)
+        config_dir = Path(config.config_file_path).parent
+        self.results = config_dir / settings.get("results", "benchmarks/results")
         # Inputs that change what an example computes without touching a file (quick mode).
         self.key_environment: list[str] = list(settings.get("key_environment", []))
 
@@ -198,8 +204,12 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
 
 
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
-    """End each `::: package.Name` entry with the examples that use `Name`."""
+    """Render measured figures; end each `::: package.Name` entry with the examples using it."""
     build = _require_build()
+    try:
+        markdown = render_figures(markdown, build.results)
+    except FigureError as error:
+        raise PluginError(f"{page.file.src_uri}: {error}") from error
     if ":::" not in markdown:
         return markdown
 

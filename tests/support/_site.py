@@ -48,5 +48,6 @@ def copy_project(dest: Path) -> Path:
     shutil.copytree(ROOT / "docs", dest / "docs", ignore=shutil.ignore_patterns("generated"))
     shutil.copytree(ROOT / "examples", dest / "examples")
     shutil.copytree(ROOT / "tools", dest / "tools", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "benchmarks" / "results", dest / "benchmarks" / "results")
     (dest / "src").symlink_to(ROOT / "src")
     return dest

@@ -3,6 +3,13 @@
 See `docs/gallery-internals.md` for what they do and why they are hooks.
 """
 
+from ._figures import (
+    FigureError,
+    hand_written_figures,
+    markdown_prose,
+    python_prose,
+    render_figures,
+)
 from ._imports import Library, Usage, dependency_key, example_usage
 from ._monitor import ExampleMonitor, ExampleTimeoutError, Measure
 from ._pages import (
@@ -21,6 +28,7 @@ __all__ = [
     "ExampleCard",
     "ExampleMonitor",
     "ExampleTimeoutError",
+    "FigureError",
     "Library",
     "Measure",
     "Record",
@@ -31,7 +39,11 @@ __all__ = [
     "collect_examples",
     "dependency_key",
     "example_usage",
+    "hand_written_figures",
     "link_code_names",
+    "markdown_prose",
+    "python_prose",
+    "render_figures",
     "times_table",
     "used_in_gallery",
 ]
