@@ -42,10 +42,11 @@ def enable_compile_cache(
     """Keep the programs jax compiles on disk, so that the next process loads them instead.
 
     Jax compiles every jitted function with XLA the first time it meets it in a process; for a
-    whole training loop that takes seconds (about 9 s for the PPO example's loop on a loaded
-    2-core machine, of which about 2 s are tracing and lowering that remain). With jax's
+    whole training loop that takes seconds (the PPO example's loop compiles for far longer
+    than it trains). With jax's
     [persistent compilation cache](https://docs.jax.dev/en/latest/persistent_compilation_cache.html)
-    on, the compiled program is written to a folder and later processes read it back instead.
+    on, the compiled program is written to a folder and later processes read it back instead
+    (they still trace and lower it: a warm start is not free).
     This turns it on in `<cache>/xla/<jax version>-<jaxlib version>` (see
     [`cache_dir`][gallery_lib.cache_dir]), so a new jax never meets programs compiled by an
     old one, and returns that folder.
