@@ -164,6 +164,41 @@ def cnn_child() -> dict:
     }
 
 
+def sizes_child() -> dict:
+    """Compile (or read back) programs of growing size; report each one's time and entry."""
+    import jax
+    import jax.numpy as jnp
+
+    durations: dict[str, float] = {}
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, seconds, **_: durations.__setitem__(event, seconds)
+    )
+    rows = []
+    for layers in (1, 2, 4, 8, 16, 32, 64, 128):
+
+        def gradient(ws: list, x: jax.Array, layers: int = layers) -> list:
+            def loss(ws: list) -> jax.Array:
+                h = x
+                for i in range(layers):
+                    h = jnp.tanh(h @ ws[i % len(ws)])
+                return jnp.mean(h**2)
+
+            return jax.grad(loss)(ws)
+
+        gradient.__name__ = f"gradient_{layers}_layers"  # names its cache entry
+        durations.clear()
+        ws = [jnp.full((32, 32), 0.01) for _ in range(4)]
+        jax.block_until_ready(jax.jit(gradient)(ws, jnp.ones((8, 32))))
+        rows.append(
+            {
+                "layers": layers,
+                "compile_s": durations.get("/jax/core/compile/backend_compile_duration", 0.0),
+                "read_s": durations.get("/jax/compilation_cache/cache_retrieval_time_sec"),
+            }
+        )
+    return {"rows": rows}
+
+
 def child(kind: str) -> None:
     pin_cpus(1)
     started = time.perf_counter()
@@ -172,9 +207,11 @@ def child(kind: str) -> None:
     import gallery_lib
 
     imports = time.perf_counter() - started
-    gallery_lib.enable_compile_cache()
+    # The thresholds run caches every program, however fast it compiles.
+    gallery_lib.enable_compile_cache(**({"min_compile_time_s": 0.0} if kind == "sizes" else {}))
+    children = {"ppo": ppo_child, "cnn": cnn_child, "sizes": sizes_child}
     with gallery_lib.watch_compile_cache() as events:
-        result = ppo_child() if kind == "ppo" else cnn_child()
+        result = children[kind]()
     result.update(imports_s=imports, hits=events.hits, writes=events.writes)
     print("RESULT " + json.dumps(result))
 
@@ -198,14 +235,41 @@ def run_child(kind: str, mode: str, root: Path, timeout: int) -> dict:
     return json.loads(lines[-1][len("RESULT ") :])
 
 
+def thresholds(timeout: int) -> None:
+    """What is worth caching: compile time against read-back time, by program size."""
+    with tempfile.TemporaryDirectory(prefix="bench_compile_cache_") as root:
+        cold = run_child("sizes", "cold", Path(root), timeout)["rows"]
+        warm = run_child("sizes", "warm", Path(root), timeout)["rows"]
+        sizes = {
+            int(entry.name.split("_")[2]): entry.stat().st_size
+            for entry in Path(root).glob("xla/*/jit_gradient_*-cache")
+        }
+    print(f"load average {os.getloadavg()[0]:.1f}, 1 core per process\n")
+    print("| layers (grad of tanh(x @ w)) | entry (KB) | compile (ms, cold) | read back (ms) |")
+    print("|---|---|---|---|")
+    for c, w in zip(cold, warm, strict=True):
+        print(
+            f"| {c['layers']} | {sizes.get(c['layers'], 0) / 1e3:.1f} | "
+            f"{c['compile_s'] * 1e3:.0f} | {(w['read_s'] or float('nan')) * 1e3:.0f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2, help="rounds of off, cold, warm")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per process")
-    parser.add_argument("--child", choices=("ppo", "cnn"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--thresholds",
+        action="store_true",
+        help="only compare compile and read-back times of programs of growing size",
+    )
+    parser.add_argument("--child", choices=("ppo", "cnn", "sizes"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child)
+        return
+    if args.thresholds:
+        thresholds(args.timeout)
         return
     load = os.getloadavg()[0]
     runs: dict[str, list[dict[str, dict]]] = {"ppo": [], "cnn": []}

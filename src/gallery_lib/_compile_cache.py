@@ -51,9 +51,13 @@ def enable_compile_cache(
     [`cache_dir`][gallery_lib.cache_dir]), so a new jax never meets programs compiled by an
     old one, and returns that folder.
 
-    - What is cached: programs that took at least `min_compile_time_s` to compile. Measured on
-      the development machine, reading a program back took 5-30% of its compile time (8 ms
-      against 100 ms for the smallest); below 0.1 s the saving is too small to be worth a file.
+    - What is cached: programs that took at least `min_compile_time_s` to compile. Reading a
+      program back took 5-30% of its compile time on the development machine
+      (`benchmarks/bench_compile_cache.py --thresholds`: 3 ms against 55 ms for the smallest,
+      109 ms against 352 ms for the largest), so any program saves most of its compile; but
+      one that compiles in under 0.1 s saves under 0.1 s, and such programs are mostly jax's
+      one-operation ones (a `jnp` call outside `jit`), one per shape and type: they would fill
+      the folder with files that every write scans (jax lists the folder to evict).
     - The bound: beyond `max_size_bytes` the least recently used programs are deleted.
     - Several processes at once (the docs build, DDP ranks, two scripts): jax locks the folder
       (with `filelock`) around each read and write of a bounded cache; a program compiled by
