@@ -14,12 +14,6 @@ from ._pages import env_flag
 COMPILE_CACHE_ENV_VAR = "GALLERY_COMPILE_CACHE"
 """Environment variable that turns the compilation cache off when set to ``0`` (or false/no/off)."""
 
-DEFAULT_MAX_SIZE_BYTES = 1 << 30
-"""The cache's size bound: least recently used programs are deleted beyond 1 GiB."""
-
-DEFAULT_MIN_COMPILE_TIME_S = 0.1
-"""Programs that compile faster than this are not written (see `enable_compile_cache`)."""
-
 # The settings this module last handed jax in this process, or None.
 _applied: tuple[str, int, float] | None = None
 
@@ -36,8 +30,8 @@ def enable_compile_cache(
     enabled: bool = True,
     *,
     cache: str | os.PathLike[str] | None = None,
-    max_size_bytes: int = DEFAULT_MAX_SIZE_BYTES,
-    min_compile_time_s: float = DEFAULT_MIN_COMPILE_TIME_S,
+    max_size_bytes: int = 1 << 30,
+    min_compile_time_s: float = 0.1,
 ) -> Path | None:
     """Keep the programs jax compiles on disk, so that the next process loads them instead.
 
@@ -73,8 +67,8 @@ def enable_compile_cache(
     Args:
         enabled: Whether to use the cache (the examples' `--compile-cache` flag).
         cache: The gallery's cache root (see [`cache_dir`][gallery_lib.cache_dir]).
-        max_size_bytes: The size bound of the folder, in bytes.
-        min_compile_time_s: Programs that compile faster are not written.
+        max_size_bytes: The size bound of the folder, in bytes (default 1 GiB).
+        min_compile_time_s: Programs that compile faster are not written (default 0.1 s).
 
     Returns:
         The folder of compiled programs, created; `None` when the cache is off.
