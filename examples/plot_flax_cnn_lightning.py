@@ -32,7 +32,7 @@ the training speed of both against the same CNN in plain torch.
 import dataclasses
 from typing import Literal
 
-from gallery_lib import example_config
+from gallery_lib import enable_compile_cache, example_config
 
 
 @dataclasses.dataclass
@@ -66,11 +66,14 @@ class Config:
     """Machines to train on (on a SLURM cluster, as many as `srun --nodes`)."""
     strategy: str = "auto"
     """Lightning's strategy: `auto` (DDP on several devices), `ddp`, ..."""
+    compile_cache: bool = True
+    """Keep compiled programs on disk (jax's persistent cache) so the next run loads them."""
 
 
 config = example_config(
     Config, quick={"epochs": 1, "train_size": 1024, "test_size": 500, "speed_steps": 10}
 )
+enable_compile_cache(config.compile_cache)
 print(config)
 
 # %%

@@ -15,7 +15,7 @@ of every other example in this gallery: a Jax computation can stand in for a tor
 # script with `--help` to list them as command-line flags.
 import dataclasses
 
-from gallery_lib import example_config
+from gallery_lib import enable_compile_cache, example_config
 
 
 @dataclasses.dataclass
@@ -32,9 +32,12 @@ class Config:
     """Seed of the data."""
     threads: int = 1
     """Torch CPU threads."""
+    compile_cache: bool = True
+    """Keep compiled programs on disk (jax's persistent cache) so the next run loads them."""
 
 
 config = example_config(Config, quick={"steps": 50})
+enable_compile_cache(config.compile_cache)
 print(config)
 
 # %%

@@ -1,5 +1,6 @@
-"""Shared fixtures (a quick build of the whole site, a small data module), and the grouping
-of tests over pytest-xdist's workers (`make test` runs `pytest -n auto --dist loadgroup`)."""
+"""Shared fixtures (a quick build of the whole site, a small data module, the compilation
+cache), and the grouping of tests over pytest-xdist's workers (`make test` runs
+`pytest -n auto --dist loadgroup`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,17 @@ from support import build_site, copy_project
 
 if TYPE_CHECKING:
     from gallery_lib.datasets import FashionMNISTDataModule
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compile_cache() -> Path | None:
+    """jax's persistent compilation cache for the tests run in this process, in the folder the
+    examples (run by the tests and the quick site build) use too: `$GALLERY_CACHE/xla/`, by
+    default `~/.cache/gallery_lib/xla/`. CI keeps that folder between runs to start warm;
+    `GALLERY_COMPILE_CACHE=0` turns it off. Returns the folder, or None when off."""
+    from gallery_lib import enable_compile_cache
+
+    return enable_compile_cache()
 
 
 @pytest.fixture(scope="session")

@@ -140,3 +140,11 @@ def test_learns_cartpole(ppo: dict) -> None:
     returns = np.asarray(metrics["eval_return"])
     assert returns.max() >= 475, returns
     assert returns[-5:].mean() >= 400, returns
+
+
+def test_the_cost_section_shows_cold_and_warm_compile(ppo: dict, compile_cache) -> None:
+    assert ppo["cold_text"].endswith(("s", "(jax's record)"))
+    if compile_cache is None:
+        assert ppo["warm_text"] == "cache off"
+    else:
+        assert ppo["warm_text"].endswith(" s")

@@ -3,6 +3,9 @@
 The public names are re-exported here; they are implemented in small private modules.
 """
 
+from ._compile_cache import CompileCacheEvents as CompileCacheEvents
+from ._compile_cache import enable_compile_cache as enable_compile_cache
+from ._compile_cache import watch_compile_cache as watch_compile_cache
 from ._distributed import all_reduce_mean as all_reduce_mean
 from ._distributed import initialize_distributed as initialize_distributed
 from ._fetch import cache_dir as cache_dir
@@ -27,6 +30,7 @@ from .trainer import TrainerView as TrainerView
 
 __all__ = [
     "CheckpointCallback",
+    "CompileCacheEvents",
     "EarlyStopping",
     "FlaxModule",
     "JaxCallback",
@@ -38,6 +42,7 @@ __all__ = [
     "X64NarrowingWarning",
     "all_reduce_mean",
     "cache_dir",
+    "enable_compile_cache",
     "example_config",
     "example_definitions",
     "fetch_sdist",
@@ -47,5 +52,6 @@ __all__ = [
     "quick_mode",
     "sha256_of",
     "torch_to_jax",
+    "watch_compile_cache",
 ]
 __version__ = "0.1.0"

@@ -36,14 +36,23 @@ def quick_mode() -> bool:
         >>> quick_mode()
         False
     """
-    value = os.environ.get(QUICK_ENV_VAR, "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
+    return env_flag(QUICK_ENV_VAR, default=False)
+
+
+def env_flag(name: str, *, default: bool) -> bool:
+    """The boolean value of the environment variable `name`, `default` when unset or empty.
+
+    Raises:
+        ValueError: The value is not one of 1/true/yes/on or 0/false/no/off (any case).
+    """
+    value = os.environ.get(name, "").strip().lower()
+    if value == "":
+        return default
+    if value in ("0", "false", "no", "off"):
         return False
     if value in ("1", "true", "yes", "on"):
         return True
-    raise ValueError(
-        f"{QUICK_ENV_VAR}={value!r} is not a boolean: use 1/true/yes/on or 0/false/no/off."
-    )
+    raise ValueError(f"{name}={value!r} is not a boolean: use 1/true/yes/on or 0/false/no/off.")
 
 
 def _called_from_a_script(depth: int) -> bool:
