@@ -41,10 +41,12 @@ import time
 from pathlib import Path
 
 from _common import EXAMPLE, pin_cpus
+from _results import RESULTS as RESULTS_DIR
+from _results import save_results
 
 ROOT = Path(__file__).resolve().parents[1]
 PPO_EXAMPLE = ROOT / "examples" / "plot_jax_ppo.py"
-RESULTS = Path(__file__).resolve().parent / "results" / "compile_cache.json"
+RESULTS = RESULTS_DIR / "compile_cache.json"
 TARGET = 0.35
 MODES = ("off", "cold", "warm")
 
@@ -259,6 +261,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="rounds of off, cold, warm")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per process")
     parser.add_argument(
+        "--workloads",
+        nargs="+",
+        choices=("ppo", "cnn"),
+        default=["ppo", "cnn"],
+        help="what to time",
+    )
+    parser.add_argument(
+        "--results", default=str(RESULTS), help="where to write the JSON record of the run"
+    )
+    parser.add_argument(
         "--thresholds",
         action="store_true",
         help="only compare compile and read-back times of programs of growing size",
@@ -272,7 +284,7 @@ def main() -> None:
         thresholds(args.timeout)
         return
     load = os.getloadavg()[0]
-    runs: dict[str, list[dict[str, dict]]] = {"ppo": [], "cnn": []}
+    runs: dict[str, list[dict[str, dict]]] = {kind: [] for kind in args.workloads}
     for round_index in range(args.rounds):
         for kind in runs:
             with tempfile.TemporaryDirectory(prefix="bench_compile_cache_") as root:
@@ -291,8 +303,10 @@ def main() -> None:
         f"\n{platform.processor() or platform.machine()}, 1 core per process, load average "
         f"{load:.1f} at start, {args.rounds} rounds\n"
     )
-    print("| workload | off (s) | cold (s) | warm (s) | warm / cold | cold / off | identical |")
-    print("|---|---|---|---|---|---|---|")
+    table = [
+        "| workload | off (s) | cold (s) | warm (s) | warm / cold | cold / off | identical |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for kind, rounds in runs.items():
         if any(r[mode]["time_s"] is None for r in rounds for mode in MODES):
             failed.append(f"{kind}: a run did not reach its goal (mean return 475)")
@@ -303,7 +317,7 @@ def main() -> None:
         identical &= len({r["off"]["digest"] for r in rounds}) == 1
         cached = all(r["warm"]["hits"] > 0 and r["cold"]["writes"] > 0 for r in rounds)
         median = {mode: statistics.median(r[mode]["time_s"] for r in rounds) for mode in MODES}
-        print(
+        table.append(
             f"| {labels[kind]} | {median['off']:.2f} | {median['cold']:.2f} | "
             f"{median['warm']:.2f} | {warm_ratio:.3f} | {cold_ratio:.3f} | {identical} |"
         )
@@ -315,8 +329,6 @@ def main() -> None:
             "warm_hits_cold_writes": cached,
             "target_met": warm_ratio <= TARGET,
         }
-        if warm_ratio > TARGET:
-            failed.append(f"{kind}: warm / cold {warm_ratio:.3f} > {TARGET}")
         if not identical:
             failed.append(f"{kind}: results differ between processes")
         if not cached:
@@ -324,26 +336,22 @@ def main() -> None:
     imports = statistics.median(
         r[mode]["imports_s"] for rounds in runs.values() for r in rounds for mode in MODES
     )
+    print("\n".join(table))
     print(f"\nimports (not counted): {imports:.1f} s per process (median)")
-    print(f"targets: warm / cold <= {TARGET} for each workload; results bit-identical")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-                "load_average_at_start": load,
-                "rounds": args.rounds,
-                "summary": summary,
-                "runs": runs,
-                "failed": failed,
-            },
-            indent=2,
-        )
-    )
-    print(f"written: {RESULTS.relative_to(ROOT)}")
+    for kind, result in summary.items():
+        verdict = "met" if result["target_met"] else "MISSED"
+        print(f"target {kind}: warm / cold {result['warm_over_cold']:.3f} <= {TARGET}: {verdict}")
+    numbers: dict[str, float | int | None] = {"rounds": args.rounds, "imports_s": imports}
+    for kind, result in summary.items():
+        numbers[f"{kind}_warm_over_cold"] = result["warm_over_cold"]
+        numbers[f"{kind}_cold_over_off"] = result["cold_over_off"]
+        numbers[f"{kind}_identical"] = int(result["bit_identical"])
+        for mode, seconds in result["median_s"].items():
+            numbers[f"{kind}_{mode}_s"] = seconds
+    path = save_results(Path(args.results), numbers, {"compile_cache": "\n".join(table)}, load)
+    print(f"written: {path}")
     if failed:
         raise SystemExit("FAILED: " + "; ".join(failed))
-    print("all targets met")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The benchmark scripts still run: each with tiny settings, two at a time, in one test.
+"""The benchmark scripts still run: each with tiny settings, one test per script.
 
 A benchmark nobody runs rots silently (a renamed example function, a changed metric key);
 this runs every script under `benchmarks/` end to end with settings that measure nothing but
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -38,6 +37,10 @@ def smoke_runs(results: Path) -> dict[str, tuple[list[str], str]]:
             "Lightning's loop",
         ),
         "bench_scaling.py": (["--runs", "jax", "--steps", "2", "--rounds", "1"], "JaxTrainer"),
+        "bench_compile_cache.py": (
+            ["--workloads", "cnn", "--rounds", "1", "--results", str(results / "cache.json")],
+            "target cnn: warm / cold",
+        ),
         "gallery_rebuild.py": (["--help"], "--quick"),
     }
 
@@ -54,25 +57,29 @@ def run(script: str, args: list[str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.slow
-def test_every_benchmark_runs_with_tiny_settings(tmp_path: Path) -> None:
-    runs = smoke_runs(tmp_path)
+def test_every_benchmark_script_has_a_smoke_run(tmp_path: Path) -> None:
     scripts = sorted(p.name for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_"))
-    assert scripts == sorted(runs), "a new benchmark script needs a smoke run here"
-    # Two at a time: the machine has two cores, and each script pins itself to one.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        done = pool.map(lambda item: run(item[0], item[1][0]), runs.items())
-        results = dict(zip(runs, done, strict=True))
-    for script, (_, expected) in runs.items():
-        result = results[script]
-        output = result.stdout + result.stderr
-        assert result.returncode == 0, f"{script} failed:\n{output[-4000:]}"
-        assert expected in result.stdout, f"{script} did not print {expected!r}:\n{output[-4000:]}"
-    for name, key in (
-        ("ppo", "equal_ratio"),
-        ("interop", "wrapper_ratio"),
-        ("flax_cnn", "jax_step_ratio"),
-    ):
+    assert scripts == sorted(smoke_runs(tmp_path)), "a new benchmark script needs a smoke run here"
+
+
+RECORDS = {"bench_ppo.py": ("ppo", "equal_ratio"), "bench_interop.py": ("interop", "wrapper_ratio")}
+RECORDS |= {
+    "bench_flax_cnn.py": ("flax_cnn", "jax_step_ratio"),
+    "bench_compile_cache.py": ("cache", "cnn_warm_over_cold"),
+}
+
+
+# One test per script, so that pytest-xdist spreads them over the cores.
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(smoke_runs(Path("."))))
+def test_the_benchmark_runs_with_tiny_settings(script: str, tmp_path: Path) -> None:
+    args, expected = smoke_runs(tmp_path)[script]
+    result = run(script, args)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{script} failed:\n{output[-4000:]}"
+    assert expected in result.stdout, f"{script} did not print {expected!r}:\n{output[-4000:]}"
+    if script in RECORDS:
+        name, key = RECORDS[script]
         record = json.loads((tmp_path / f"{name}.json").read_text())
         assert {"date", "machine", "command", "numbers", "tables"} <= set(record)
         assert record["numbers"][key] > 0, name

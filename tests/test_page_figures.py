@@ -1,9 +1,10 @@
 """Every speed ratio and percentage on a page comes from code: a benchmark record or the page.
 
-Pages (docs/*.md, the examples' comments and docstrings) may show a measured ratio or
-percentage only through a `{{ bench:NAME.KEY }}` placeholder, which the docs build fills from
-`benchmarks/results/NAME.json`, or by computing it in the example's own output. `ALLOWED`
-lists the few figures in prose that are definitions, not measurements, each with its reason.
+Pages (docs/*.md, the examples' and the library's comments and docstrings) may show a
+measured ratio or percentage only through a `{{ bench:NAME.KEY }}` placeholder, which the docs
+build fills from `benchmarks/results/NAME.json`, or by computing it in the example's own
+output. `ALLOWED` lists the few figures in prose that are definitions, not measurements, each
+with its reason.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from support import ROOT
 RESULTS = ROOT / "benchmarks" / "results"
 DOC_PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "examples" / "README.md"]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+# The library's docstrings are pages too (the API reference), and its comments explain it.
+LIBRARY = sorted((ROOT / "src" / "gallery_lib").rglob("*.py"))
 ALLOWED: dict[str, dict[str, str]] = {
     "docs/scaling-out.md": {
         "preallocates 75% of the GPU memory": "Jax's documented default, not a measurement",
@@ -43,7 +46,9 @@ def prose_of(path: Path) -> str:
     return python_prose(text) if path.suffix == ".py" else markdown_prose(text)
 
 
-@pytest.mark.parametrize("path", DOC_PAGES + EXAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", DOC_PAGES + EXAMPLES + LIBRARY, ids=lambda p: p.relative_to(ROOT).as_posix()
+)
 def test_no_hand_written_ratio_or_percentage(path: Path) -> None:
     relative = path.relative_to(ROOT).as_posix()
     found = hand_written_figures(prose_of(path), tuple(ALLOWED.get(relative, {})))

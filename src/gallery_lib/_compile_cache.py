@@ -46,10 +46,10 @@ def enable_compile_cache(
     old one, and returns that folder.
 
     - What is cached: programs that took at least `min_compile_time_s` to compile. Reading a
-      program back took 5-30% of its compile time on the development machine
-      (`benchmarks/bench_compile_cache.py --thresholds`: 3 ms against 55 ms for the smallest,
-      109 ms against 352 ms for the largest), so any program saves most of its compile; but
-      one that compiles in under 0.1 s saves under 0.1 s, and such programs are mostly jax's
+      program back costs a small part of its compile time at every size measured
+      (`benchmarks/bench_compile_cache.py --thresholds` prints both), so any program saves
+      most of its compile; but one that compiles in under 0.1 s saves under 0.1 s, and such
+      programs are mostly jax's
       one-operation ones (a `jnp` call outside `jit`), one per shape and type: they would fill
       the folder with files that every write scans (jax lists the folder to evict).
     - The bound: beyond `max_size_bytes` the least recently used programs are deleted.

@@ -409,9 +409,8 @@ class FlaxModule(torch.nn.Module):
 
         else:
             # Every floating-point input is a primal of the VJP, whether torch wants its
-            # gradient or not: XLA compiled the backward of a CNN up to 25% slower when the
-            # input was a constant of the VJP instead; unwanted gradients are pruned in
-            # `_backward`.
+            # gradient or not: XLA compiled a slower backward of a CNN when the input was a
+            # constant of the VJP instead; unwanted gradients are pruned in `_backward`.
             mask = self._float_mask
 
             def forward(params: Any, state: Any, inputs: tuple[Any, ...], call: jax.Array) -> Any:

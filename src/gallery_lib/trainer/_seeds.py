@@ -80,7 +80,7 @@ class SeedBatchedModule:
         # batched LAPACK calls (flax's orthogonal initializer is a QR factorization), which
         # jaxlib splits over XLA's CPU thread pool and then blocks a pool thread waiting for
         # the pieces; two of them at once (two host devices, or two independent layers) on
-        # a 2-thread pool wait for each other forever, at 0% CPU. Unbatched, they run inline.
+        # a 2-thread pool wait for each other forever, idle. Unbatched, they run inline.
         init = functools.partial(jax.lax.map, self.module.init_train_state)
         return self._split(init, (0,))(rngs)
 

@@ -83,7 +83,8 @@ class JaxTrainer:
         compiler_options: XLA options for the compiled loop, passed to `jax.jit`. The loop is
             one large program, so its compilation can take longer than a short run: on the
             CPU, `{"xla_backend_optimization_level": 2}` (LLVM's `-O2` instead of the default
-            `-O3`) compiled the PPO example's loop about 30% faster with the same run time.
+            `-O3`) compiled the PPO example's loop faster with the same run time
+            (`benchmarks/bench_ppo.py --compile-breakdown` measures it).
             An unknown option fails at the first `fit`, naming it.
 
     Examples:
