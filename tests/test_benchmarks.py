@@ -10,6 +10,7 @@ site build itself is `test_docs_build.py`'s.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,25 @@ def smoke_runs(results: Path) -> dict[str, tuple[list[str], str]]:
     }
 
 
+def own_core() -> set[int] | None:
+    """The core this xdist worker's benchmarks may use (None: all, without xdist).
+
+    The benchmarks pin themselves to their first (or last) allowed core; two of them run at
+    once by two workers would otherwise share one core while the other stays idle.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    cores = sorted(os.sched_getaffinity(0))
+    if not worker.startswith("gw") or len(cores) < 2:
+        return None
+    return {cores[int(worker[2:]) % len(cores)]}
+
+
+# These start two processes at once (two children, or two ranks): they keep both cores.
+TWO_PROCESSES = {"bench_ppo.py", "bench_scaling.py"}
+
+
 def run(script: str, args: list[str]) -> subprocess.CompletedProcess[str]:
+    cores = None if script in TWO_PROCESSES else own_core()
     return subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *args],
         cwd=ROOT,
@@ -54,6 +73,7 @@ def run(script: str, args: list[str]) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=400,
         check=False,
+        preexec_fn=None if cores is None else lambda: os.sched_setaffinity(0, cores),
     )
 
 
