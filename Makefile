@@ -11,7 +11,7 @@ export NO_MKDOCS_2_WARNING := 1
 # mkdocs-gallery imports a name mkdocs deprecated; the warning is not ours to fix.
 export PYTHONWARNINGS := ignore:warning_filter:DeprecationWarning
 
-.PHONY: help env system-deps docs serve test lint format lock clean
+.PHONY: help env system-deps docs serve test test-benchmarks lint format lock clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ test: env  ## Lint, then run the test-suite (includes a quick build of the site)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -n auto --dist loadgroup
+
+test-benchmarks: env  ## Run every benchmark script with tiny settings (CI runs it after `test`).
+	$(BIN)/python -m pytest -p no:xdist -m benchmarks tests/test_benchmarks.py
 
 lint: env  ## Lint and check formatting.
 	$(BIN)/ruff check .

@@ -1,4 +1,4 @@
-"""The benchmark scripts still run: each with tiny settings, one test per script.
+"""The benchmark scripts still run: each with tiny settings (`make test-benchmarks`; CI).
 
 A benchmark nobody runs rots silently (a renamed example function, a changed metric key);
 this runs every script under `benchmarks/` end to end with settings that measure nothing but
@@ -10,7 +10,6 @@ site build itself is `test_docs_build.py`'s.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,25 +45,7 @@ def smoke_runs(results: Path) -> dict[str, tuple[list[str], str]]:
     }
 
 
-def own_core() -> set[int] | None:
-    """The core this xdist worker's benchmarks may use (None: all, without xdist).
-
-    The benchmarks pin themselves to their first (or last) allowed core; two of them run at
-    once by two workers would otherwise share one core while the other stays idle.
-    """
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    cores = sorted(os.sched_getaffinity(0))
-    if not worker.startswith("gw") or len(cores) < 2:
-        return None
-    return {cores[int(worker[2:]) % len(cores)]}
-
-
-# These start two processes at once (two children, or two ranks): they keep both cores.
-TWO_PROCESSES = {"bench_ppo.py", "bench_scaling.py"}
-
-
 def run(script: str, args: list[str]) -> subprocess.CompletedProcess[str]:
-    cores = None if script in TWO_PROCESSES else own_core()
     return subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *args],
         cwd=ROOT,
@@ -73,7 +54,6 @@ def run(script: str, args: list[str]) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=400,
         check=False,
-        preexec_fn=None if cores is None else lambda: os.sched_setaffinity(0, cores),
     )
 
 
@@ -89,8 +69,10 @@ RECORDS |= {
 }
 
 
-# One test per script, so that pytest-xdist spreads them over the cores.
-@pytest.mark.slow
+# One test per script. They are not part of `make test` (each pays for its imports and real
+# compilations: minutes in all on two cores); `make test-benchmarks` runs them, one after the
+# other (each benchmark pins itself to a core), and so does CI.
+@pytest.mark.benchmarks
 @pytest.mark.parametrize("script", sorted(smoke_runs(Path("."))))
 def test_the_benchmark_runs_with_tiny_settings(script: str, tmp_path: Path) -> None:
     args, expected = smoke_runs(tmp_path)[script]
