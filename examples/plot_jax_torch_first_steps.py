@@ -14,6 +14,9 @@ of every other example in this gallery: a Jax computation can stand in for a tor
 # Every example keeps its settings in a dataclass. The defaults suit the docs build; run the
 # script with `--help` to list them as command-line flags.
 import dataclasses
+from typing import Annotated
+
+from annotated_types import Ge, Gt
 
 from gallery_lib import enable_compile_cache, example_config
 
@@ -22,15 +25,15 @@ from gallery_lib import enable_compile_cache, example_config
 class Config:
     """Fit y = a x + b by gradient descent in Jax and in PyTorch."""
 
-    num_points: int = 64
+    num_points: Annotated[int, Ge(2)] = 64
     """Number of noisy points to fit."""
-    steps: int = 200
+    steps: Annotated[int, Ge(1)] = 200
     """Gradient-descent steps for each framework."""
-    learning_rate: float = 0.1
+    learning_rate: Annotated[float, Gt(0)] = 0.1
     """Step size of plain gradient descent."""
-    seed: int = 0
+    seed: Annotated[int, Ge(0)] = 0
     """Seed of the data."""
-    threads: int = 1
+    threads: Annotated[int, Ge(1)] = 1
     """Torch CPU threads."""
     compile_cache: bool = True
     """Keep compiled programs on disk (jax's persistent cache) so the next run loads them."""
