@@ -1,11 +1,20 @@
 """
 # First steps: one model, two autodiff engines
 
-Jax and PyTorch compute the same derivatives in two different styles. PyTorch records the
-operations run on tensors and walks that record backwards (`loss.backward()`); Jax transforms
-a *function* into its gradient function (`jax.grad(loss_fn)`). This example fits a straight
-line to noisy points with both, step by step, and checks that they agree, which is the premise
-of every other example in this gallery: a Jax computation can stand in for a torch one.
+Jax and PyTorch compute the same derivatives in two styles: PyTorch records the operations run
+on tensors and walks that record backwards, Jax transforms a *function* into its gradient
+function. This page fits a straight line with both, step by step, and checks that they agree.
+
+## What you will learn
+
+- how `jax.grad` turns a loss function into its gradient function
+- how the same step reads with torch autograd (`loss.backward()`)
+- why a Jax computation can stand in for a torch one (the premise of this gallery)
+- how every example keeps its settings in a dataclass that is also its command line
+
+## Prerequisites
+
+Python and a first contact with gradient descent; no Jax or Lightning knowledge is needed.
 """
 
 # %%
