@@ -168,51 +168,47 @@ def machine_description() -> str:
 
 @dataclass(frozen=True)
 class Header:
-    """Everything an example page's header shows."""
+    """Everything an example page's header shows; paths are relative to the page's Markdown."""
 
     intro: Intro
     script: str
-    """File name of the script, e.g. `plot_x.py` (the download sits beside the page)."""
+    """File name of the script, e.g. `plot_x.py`; the download and the notebook sit beside it."""
     install: str
     """The `pip install ...` line that runs the downloaded script."""
     library_download: str
-    """URL of the documented package's source archive, relative to the page."""
+    """Path of the documented package's source archive."""
     seconds: float | None
     peak_mb: float | None
     machine: str | None
     result_image: str | None
-    """URL of the result figure, relative to the page."""
+    """Path of the result figure, if the script drew it."""
+    result_full_size: str | None = None
+    """Path of its high-resolution version."""
 
 
 def header_markdown(header: Header) -> str:
-    """The Markdown (with HTML blocks) that opens an example page."""
+    """The Markdown that opens an example page (attr_list and md_in_html are needed)."""
     intro = header.intro
     notebook = Path(header.script).with_suffix(".ipynb").name
     learn = "\n".join(f"- {item}" for item in intro.learn)
     facts = []
     if header.seconds is not None:
-        facts.append(f"runs in {_duration(header.seconds)}")
+        facts.append(f"ran in {_duration(header.seconds)}")
     if header.peak_mb is not None:
-        facts.append(f"peak memory {header.peak_mb:,.0f} MB")
+        facts.append(f"peaked at {header.peak_mb:,.0f} MB of memory")
     run = (
-        f"At the last build it {' with '.join(facts)} on {header.machine or 'this machine'}."
+        f"At the last build this page {' and '.join(facts)} on {header.machine or 'one machine'}."
         if facts
-        else "It has not run yet."
+        else "This page has not been executed yet."
     )
     figure = ""
     if header.result_image:
-        src = html.escape(header.result_image)
+        alt = f"The result of: {intro.title}".replace("]", ")").replace("[", "(")
+        full = header.result_full_size or header.result_image
         figure = (
-            f'<figure class="gallery-header__result"><a href="{src}" title="Open full size">'
-            f'<img src="{src}" alt="What {html.escape(intro.title)} achieves"></a>'
-            "<figcaption>The result (click to enlarge)</figcaption></figure>\n\n"
+            f"[![{alt}](./{header.result_image}){{: .gallery-header__result-img }}]"
+            f'(./{full}){{: .gallery-header__result title="Open full size" }}\n\n'
         )
-    buttons = (
-        f'<p class="gallery-header__downloads">'
-        f'<a class="md-button md-button--primary" href="{header.script}" download>'
-        f"Download the script</a> "
-        f'<a class="md-button" href="{notebook}" download>Download the notebook</a></p>'
-    )
     body = f"\n\n{intro.body}\n" if intro.body else ""
     return (
         f"# {intro.title}\n\n"
@@ -221,11 +217,13 @@ def header_markdown(header: Header) -> str:
         f'<div class="gallery-header" markdown>\n\n'
         f"**What you will learn**\n\n{learn}\n\n"
         f"**Prerequisites.** {intro.prerequisites}\n\n"
-        f"**Run it yourself.** Download the script and the "
-        f"[`gallery_lib` source]({header.library_download}){{: download }}, then:\n\n"
+        f"**Run it yourself.** Download the script and the `gallery_lib` "
+        f"[source archive](./{header.library_download}){{ download }}, then:\n\n"
         f"```bash\n{header.install}\npython {header.script} --help\n```\n\n"
         f"{run}\n\n"
-        f"{buttons}\n\n"
+        f"[Download the script](./{header.script}){{ .md-button .md-button--primary download }}\n"
+        f"[Download the notebook](./{notebook}){{ .md-button download }}\n"
+        f"{{: .gallery-header__downloads }}\n\n"
         f"</div>\n{body}\n"
     )
 
