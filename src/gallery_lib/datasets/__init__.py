@@ -4,8 +4,6 @@ Importing this subpackage imports Lightning (several seconds), which is why its 
 re-exported by the top-level `gallery_lib` package: `from gallery_lib.datasets import ...`.
 """
 
-from ._fashion_mnist_datamodule import MEAN as MEAN
-from ._fashion_mnist_datamodule import STD as STD
 from ._fashion_mnist_datamodule import FashionMNISTDataModule as FashionMNISTDataModule
 from ._fashion_mnist_files import DEBIAN_DATA_DIR as DEBIAN_DATA_DIR
 from ._fashion_mnist_files import DOWNLOAD_URLS as DOWNLOAD_URLS
@@ -15,6 +13,11 @@ from ._fashion_mnist_files import FashionMNISTNotFoundError as FashionMNISTNotFo
 from ._fashion_mnist_files import load_fashion_mnist as load_fashion_mnist
 from ._fashion_mnist_files import locate_fashion_mnist as locate_fashion_mnist
 from ._fashion_mnist_files import read_idx as read_idx
+from ._fashion_mnist_splits import MEAN as MEAN
+from ._fashion_mnist_splits import STD as STD
+from ._fashion_mnist_splits import FashionMNISTSplits as FashionMNISTSplits
+from ._fashion_mnist_splits import Split as Split
+from ._fashion_mnist_splits import fashion_mnist_splits as fashion_mnist_splits
 
 __all__ = [
     "DEBIAN_DATA_DIR",
@@ -25,6 +28,9 @@ __all__ = [
     "FashionMNIST",
     "FashionMNISTDataModule",
     "FashionMNISTNotFoundError",
+    "FashionMNISTSplits",
+    "Split",
+    "fashion_mnist_splits",
     "load_fashion_mnist",
     "locate_fashion_mnist",
     "read_idx",
