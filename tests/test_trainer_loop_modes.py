@@ -209,3 +209,23 @@ def test_a_module_s_arrays_are_arguments_of_the_program_not_constants() -> None:
 def test_an_unknown_loop_is_refused_with_the_choices() -> None:
     with pytest.raises(ValueError, match=r"loop='fast'.*'auto', 'scan'.*'steps'"):
         JaxTrainer(1, 1, loop="fast")
+
+
+def test_why_convolutions_round_differently_in_the_scan() -> None:
+    """XLA:CPU computes a convolution's kernel gradient in other layouts in a loop body
+    (jax#12868), which changes its rounding; the forward pass is unchanged. When this test
+    fails, upstream fixed it: then both loops should be bit-identical for convolutions too,
+    and `test_both_loops_call_the_same_hooks_with_the_same_values` can say so."""
+    module = conv_probe()
+    params = module.init_train_state(jax.random.key(0))["params"]
+    grad = jax.grad(module.loss)
+    top = jax.jit(grad)(params, module.images, module.labels)
+    in_scan = jax.jit(
+        lambda p: jax.lax.scan(
+            lambda c, _: (c, grad(p, module.images, module.labels)), 0, None, length=2
+        )[1]
+    )(params)
+    kernel = np.asarray(top["Conv_0"]["kernel"])
+    kernel_in_scan = np.asarray(in_scan["Conv_0"]["kernel"][0])
+    assert not np.array_equal(kernel, kernel_in_scan)
+    np.testing.assert_allclose(kernel, kernel_in_scan, rtol=1e-5, atol=1e-7)

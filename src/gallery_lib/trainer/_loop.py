@@ -37,9 +37,9 @@ class TrainingLoop:
     `loop(rng, restored, first_epoch)` is the whole run as one program (`loop="scan"`): it
     scans over epochs and steps. The phases (`start`, `epoch_start`, `step`, `epoch_end`,
     `finish`) are what `loop="steps"` compiles one by one and calls from Python (see
-    `_stepwise.run_stepwise`). Both run the same code in the same order, so they give the same
-    results. Returns the final state, the evaluation metrics of the epochs run (leading axis
-    of epochs) and the final [`LoopStatus`][gallery_lib.trainer._loop.LoopStatus].
+    `_stepwise.StepwiseRun`). Both run the same code in the same order. The run returns the
+    final state, the evaluation metrics of the epochs run (leading axis of epochs) and the
+    final [`LoopStatus`][gallery_lib.trainer._loop.LoopStatus].
     """
 
     trainer: TrainerView

@@ -69,7 +69,10 @@ class JaxTrainer:
     loop body than in a program of its own (upstream
     [jax#12868](https://github.com/jax-ml/jax/issues/12868)), so the dispatch a step costs
     from Python is cheap beside what it saves. Both call the same hooks in the same order
-    with the same values and give bit-identical states for the same key.
+    with the same values. Their states are bit-identical for the same key, except for
+    convolutions on the CPU: XLA computes a convolution's kernel gradient in other layouts
+    inside a loop body (the slowness above), which rounds differently, so the two modes then
+    agree to float32 rounding (each mode stays bit-identical with itself, resumed or not).
 
     Several devices: when `jax.device_count() > 1`, `fit` shards each batch along the axis
     the module names in an optional `batch_axis` attribute (default 0; leaves whose size
