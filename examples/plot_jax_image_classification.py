@@ -339,7 +339,7 @@ pd.DataFrame(
 # batch size and number of epochs in each of the gallery's four ways, one after the other in
 # one process pinned to one core, and records what each reached:
 #
-# | way | samples/s | test accuracy | compile time | lines of user code |
+# | way | samples/s | test accuracy | compile time (CPU) | lines of user code |
 # |---|---|---|---|---|
 # | plain torch in Lightning | {{ bench:jax_image.plain_torch_samples_per_s:,.0f }} | {{ bench:jax_image.plain_torch_test_accuracy:.2%}} | {{ bench:jax_image.plain_torch_compile_s:.1f }} s | {{ bench:jax_image.plain_torch_lines }} |
 # | Jax network in Lightning (`FlaxModule`) | {{ bench:jax_image.jax_network_samples_per_s:,.0f }} | {{ bench:jax_image.jax_network_test_accuracy:.2%}} | {{ bench:jax_image.jax_network_compile_s:.1f }} s | {{ bench:jax_image.jax_network_lines }} |
@@ -366,9 +366,10 @@ pd.DataFrame(
 # - **The step called from Python on the CPU.** Inside a compiled loop, XLA's CPU backend
 #   keeps a convolution's gradient in slow memory layouts (upstream
 #   [jax#12868](https://github.com/jax-ml/jax/issues/12868)): the benchmark measured
-#   {{ bench:jax_image.scan_step_ms:.1f }} ms per step when `JaxTrainer` compiles the whole
-#   loop as a scan (`loop="scan"`), against {{ bench:jax_image.steps_step_ms:.1f }} ms when it
-#   compiles one step and calls it from Python (`loop="steps"`, which `auto` picks here).
+#   {{ bench:jax_image.scan_step_ms:.1f }} ms of CPU time per step when `JaxTrainer` compiles
+#   the whole loop as a scan (`loop="scan"`), against {{ bench:jax_image.steps_step_ms:.1f }}
+#   ms when it compiles one step and calls it from Python (`loop="steps"`, which `auto` picks
+#   here). The price of the steps is a Python call per step, tens of microseconds.
 #   PPO's small steps are the other way round, so there `auto` keeps the scan.
 # - **Donated state.** In the steps mode the training state is donated to each step, which
 #   updates the parameters and Adam's moments in place.

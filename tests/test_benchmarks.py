@@ -41,7 +41,7 @@ def smoke_runs(results: Path) -> dict[str, tuple[list[str], str]]:
                 *("--quick", "--rounds", "1", "--steps", "3", "--scan-steps", "2"),
                 *("--results", str(results / "jax_image.json")),
             ],
-            "JaxTrainer per step: scan",
+            "JaxTrainer per step (CPU time): scan",
         ),
         "bench_scaling.py": (["--runs", "jax", "--steps", "2", "--rounds", "1"], "JaxTrainer"),
         "bench_compile_cache.py": (
