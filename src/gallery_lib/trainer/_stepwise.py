@@ -67,7 +67,8 @@ class StepwiseRun:
         eval_metrics = []
         for epoch in range(first_epoch, loop.trainer.max_epochs):
             epoch_idx = np.int32(epoch)
-            carry = self.epoch_start(arrays, carry, epoch_idx)
+            if loop.hooks["on_train_epoch_start"]:  # else the phase does nothing: not compiled
+                carry = self.epoch_start(arrays, carry, epoch_idx)
             stopped = loop.guarded and bool(carry[1].stopped)
             outputs = []
             for batch_idx in range(loop.trainer.training_steps_per_epoch):
@@ -79,7 +80,7 @@ class StepwiseRun:
                 stopped = loop.detect_nan and bool(carry[1].stopped)
             carry, metrics = self.epoch_end(arrays, carry, _stack(outputs), epoch_idx)
             eval_metrics.append(metrics)
-        status: LoopStatus = self.finish(arrays, carry)
+        status: LoopStatus = self.finish(arrays, carry) if loop.hooks["on_fit_end"] else carry[1]
         return carry[0], _stack(eval_metrics), status
 
     def _skipped(self, arrays: Any, carry: Any) -> Any:
