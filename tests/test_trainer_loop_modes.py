@@ -10,6 +10,9 @@ and each loop is bit-identical with itself across resumes and `fit_many`.
 
 from __future__ import annotations
 
+import threading
+import time
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -248,3 +251,32 @@ def test_hooks_get_numpy_arrays_not_jax_arrays(loop: str) -> None:
     recorder = TypeRecorder()
     trainer(loop, recorder, epochs=1).fit(conv_probe(), jax.random.key(0))
     assert recorder.types == {np.ndarray}
+
+
+class ComputingHook(JaxCallback):
+    """A hook that runs jax computations of its own, as a user's might."""
+
+    def __init__(self) -> None:
+        self.totals: list[float] = []
+
+    def on_train_batch_end(self, trainer, module, train_state, metrics, batch_idx, epoch):
+        self.totals.append(float(jnp.sum(jnp.asarray(metrics["loss"]) + 1.0)))
+
+    def on_validation_end(self, trainer, module, train_state, eval_metrics, epoch):
+        time.sleep(0.2)  # long enough for the loop to queue the next step meanwhile
+        self.totals.append(float(jnp.mean(jnp.asarray(eval_metrics["loss"]))))
+
+
+def test_hooks_may_compute_with_jax_while_the_steps_run() -> None:
+    """Steps are dispatched asynchronously; a phase with hooks must finish before the next is
+    queued, or a hook's own jax computation waits behind it forever (seen: a deadlock)."""
+    hook = ComputingHook()
+    done = threading.Event()
+
+    def fit() -> None:
+        trainer("steps", hook, epochs=6).fit(conv_probe(), jax.random.key(0))
+        done.set()
+
+    threading.Thread(target=fit, daemon=True).start()
+    assert done.wait(timeout=300), "the steps loop hung in a hook"
+    assert len(hook.totals) == 6 * (STEPS + 1)

@@ -55,11 +55,32 @@ class StepwiseRun:
 
         # The carry (state and status) is handed on and never read again: its buffers are
         # donated, so the step updates the parameters in place.
-        self.start = jit("start")
-        self.epoch_start = jit("epoch_start", donate_argnums=1)
-        self.step = jit("step", donate_argnums=1)
-        self.epoch_end = jit("epoch_end", donate_argnums=1)
-        self.finish = jit("finish")
+        self.start = self._synced(jit("start"), "on_fit_start")
+        self.epoch_start = self._synced(
+            jit("epoch_start", donate_argnums=1), "on_train_epoch_start"
+        )
+        self.step_program = jit("step", donate_argnums=1)
+        self.step = self._synced(self.step_program, "on_train_batch_start", "on_train_batch_end")
+        self.epoch_end = self._synced(
+            jit("epoch_end", donate_argnums=1), "on_train_epoch_end", "on_validation_end"
+        )
+        self.finish = self._synced(jit("finish"), "on_fit_end")
+
+    def _synced(self, phase: Any, *hooks: str) -> Any:
+        """`phase`, which returns only once done when it calls hooks.
+
+        Calls return before the program has run (jax dispatches asynchronously), so the next
+        phase could be queued while this one waits in a hook; a hook that then runs a jax
+        computation of its own would wait behind that next phase, which waits for this one:
+        a deadlock. Phases without hooks stay asynchronous.
+        """
+        if not any(self.loop.hooks[hook] for hook in hooks):
+            return phase
+
+        def run_to_completion(*args: Any) -> Any:
+            return jax.block_until_ready(phase(*args))
+
+        return run_to_completion
 
     def __call__(self, arrays: Any, rng: jax.Array, restored: Any, first_epoch: int) -> Any:
         loop = self.loop
@@ -85,7 +106,7 @@ class StepwiseRun:
 
     def _skipped(self, arrays: Any, carry: Any) -> Any:
         """What a skipped step hands to the epoch mean: zeros, marked as not run."""
-        shape = jax.eval_shape(self.step, arrays, carry, np.int32(0), np.int32(0))[1]
+        shape = jax.eval_shape(self.step_program, arrays, carry, np.int32(0), np.int32(0))[1]
         return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shape)
 
 
