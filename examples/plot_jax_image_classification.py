@@ -308,9 +308,11 @@ pd.DataFrame(
 # ## Several seeds at once with `fit_many`
 #
 # One run's accuracy depends on its seed. [`JaxTrainer.fit_many`][gallery_lib.JaxTrainer.fit_many]
-# trains `num_seeds` runs in one call: the module's methods are vmapped over a batch of keys,
-# so every convolution processes all seeds' batches together. The seeds differ in
-# initialisation and shuffling; the data split is the same.
+# trains `num_seeds` runs in one call, one program for all seeds. With the whole loop compiled
+# (`loop="scan"`) it vmaps the module's methods over a batch of keys; in the steps that `auto`
+# picks here, it runs one copy of each method per seed inside the same program, because a
+# vmapped convolution with per-seed weights is a grouped convolution, which XLA:CPU runs far
+# more slowly. The seeds differ in initialisation and shuffling; the data split is the same.
 many_trainer = JaxTrainer(
     config.epochs, steps_per_epoch, enable_progress_bar=False, loop=config.loop
 )  # fmt: skip

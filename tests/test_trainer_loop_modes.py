@@ -280,3 +280,16 @@ def test_hooks_may_compute_with_jax_while_the_steps_run() -> None:
     threading.Thread(target=fit, daemon=True).start()
     assert done.wait(timeout=300), "the steps loop hung in a hook"
     assert len(hook.totals) == 6 * (STEPS + 1)
+
+
+def test_fit_many_in_steps_equals_each_seed_s_fit_bit_for_bit() -> None:
+    """The steps loop unrolls the seeds (vmapped convolutions with per-seed weights become
+    grouped convolutions, slow on the CPU), so each seed runs exactly what `fit` runs."""
+    rngs = jax.random.split(jax.random.key(4), 2)
+    states, metrics = trainer("steps").fit_many(conv_probe(), rngs)
+    for seed in range(2):
+        state, seed_metrics = trainer("steps").fit(conv_probe(), rngs[seed])
+        assert_trees_equal(
+            jax.tree.map(lambda x, i=seed: x[i], (states["params"], metrics)),
+            (state["params"], seed_metrics),
+        )

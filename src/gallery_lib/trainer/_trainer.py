@@ -68,7 +68,10 @@ class JaxTrainer:
     networks on the CPU, where XLA runs a convolution's gradient many times slower inside a
     loop body than in a program of its own (upstream
     [jax#12868](https://github.com/jax-ml/jax/issues/12868)), so the dispatch a step costs
-    from Python is cheap beside what it saves. Both call the same hooks in the same order
+    from Python is cheap beside what it saves. In the steps, `fit_many` traces the module's
+    methods once per seed instead of vmapping them (a vmapped convolution with per-seed
+    weights is a grouped convolution, which XLA:CPU also runs slowly), so each seed's result
+    equals its own `fit` bit for bit. Both call the same hooks in the same order
     with the same values. Their states are bit-identical for the same key, except for
     convolutions on the CPU: XLA computes a convolution's kernel gradient in other layouts
     inside a loop body (the slowness above), which rounds differently, so the two modes then
@@ -299,12 +302,15 @@ class JaxTrainer:
             )
         return train_state, _seeds_first(eval_metrics, many)
 
-    def _loop(self, module: Any, traced: Any, many: bool, mesh: Any) -> TrainingLoop:
+    def _loop(
+        self, module: Any, traced: Any, many: bool, mesh: Any, unroll: bool = False
+    ) -> TrainingLoop:
         """The training run of `module` (whose methods are called on `traced`, the module
         rebuilt inside the trace): over a batch of seeds split over `mesh` when `many`, else
-        over batches sharded along the module's `batch_axis` (default 0) over `mesh`."""
+        over batches sharded along the module's `batch_axis` (default 0) over `mesh`. With
+        `unroll` (the steps loop), the seeds are unrolled rather than vmapped."""
         shard = batch_sharder(None if many else mesh, getattr(module, "batch_axis", 0))
-        methods = _methods(traced, many, mesh)
+        methods = _methods(traced, many, mesh, unroll)
         return TrainingLoop(self, module, methods, self.callbacks, self.detect_nan, shard)
 
     def _compiled(self, module: Any, many: bool, mesh: Any, mode: str) -> Any:
@@ -318,11 +324,13 @@ class JaxTrainer:
             _, rebuild = module_arrays(module)
 
             def traced_loop(arrays: Any) -> TrainingLoop:
-                return self._loop(module, rebuild(arrays), many, mesh)
+                return self._loop(module, rebuild(arrays), many, mesh, unroll=mode == "steps")
 
             if mode == "steps":
                 program: Any = StepwiseRun(
-                    self._loop(module, module, many, mesh), traced_loop, self.compiler_options
+                    self._loop(module, module, many, mesh, unroll=True),
+                    traced_loop,
+                    self.compiler_options,
                 )
             else:
                 # The first epoch is static: it sets the length of the scan over epochs.
@@ -422,10 +430,10 @@ def _has_convolution(jaxpr: Any) -> bool:
     return False
 
 
-def _methods(module: Any, many: bool, mesh: Any) -> Any:
-    """The module's methods as the loop calls them: vmapped over seeds (split over `mesh`)
-    for `fit_many`, else the module itself."""
-    return SeedBatchedModule(module, mesh) if many else module
+def _methods(module: Any, many: bool, mesh: Any, unroll: bool = False) -> Any:
+    """The module's methods as the loop calls them: batched over seeds (split over `mesh`)
+    for `fit_many`, vmapped or, with `unroll`, one copy per seed; else the module itself."""
+    return SeedBatchedModule(module, mesh, unroll) if many else module
 
 
 def _seeds_first(eval_metrics: Any, many: bool) -> Any:
