@@ -376,7 +376,7 @@ pd.DataFrame(
 #   {{ bench:jax_image.scan_step_ms:.1f }} ms of CPU time per step when `JaxTrainer` compiles
 #   the whole loop as a scan (`loop="scan"`), against {{ bench:jax_image.steps_step_ms:.1f }}
 #   ms when it compiles one step and calls it from Python (`loop="steps"`, which `auto` picks
-#   here). The price of the steps is a Python call per step, tens of microseconds.
+#   here). The price of the steps is a Python call per step.
 #   PPO's small steps are the other way round, so there `auto` keeps the scan.
 # - **Donated state.** In the steps mode the training state is donated to each step, which
 #   updates the parameters and Adam's moments in place.

@@ -5,9 +5,8 @@ slower inside a loop (`lax.scan`, `fori_loop`, and `lax.cond` too) than as a pro
 own: the convolution gradients keep non-canonical layouts in a loop body (upstream
 [jax#12868](https://github.com/jax-ml/jax/issues/12868); the "Using Jax with PyTorch
 Lightning" page shows what it costs the gallery's CNN). Compiling the step on its own and
-calling it from Python costs a dispatch per step instead (tens of microseconds), which is
-nothing beside a convolutional step and a lot beside a small MLP's (PPO's steps), whose loop
-stays compiled.
+calling it from Python costs a dispatch per step instead, which is little beside a
+convolutional step and a lot beside a small MLP's (PPO's steps), whose loop stays compiled.
 """
 
 from __future__ import annotations
