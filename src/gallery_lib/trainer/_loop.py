@@ -81,10 +81,6 @@ class TrainingLoop:
             return status
 
         def call_hooks(token: np.ndarray, *host_args: Any) -> np.ndarray:
-            # io_callback hands over jax arrays (on the CPU device). A hook computing with
-            # them would start a jax computation from inside the running program, which can
-            # wait forever for that program's own thread: hooks get NumPy copies instead.
-            host_args = jax.tree.map(np.asarray, host_args)
             for callback in self.hooks[name]:
                 getattr(callback, name)(self.trainer, self.module, *host_args)
             return np.asarray(token + 1, dtype=np.int32)
