@@ -194,8 +194,6 @@ print(f"torch {torch_loss:.6f}, optax {optax_loss.mean():.6f}")
 # length.
 from torch.optim.lr_scheduler import OneCycleLR
 
-Batch = tuple[torch.Tensor, torch.Tensor]
-
 
 class Classifier(pl.LightningModule):
     """Classify images with `network`, trained with torch's Adam and a one-cycle schedule."""
@@ -208,24 +206,28 @@ class Classifier(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
 
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
         loss = F.cross_entropy(self(batch[0]), batch[1])
         self.log("train_loss", loss)
         return loss
 
-    def _evaluate(self, batch: Batch, stage: str) -> None:
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         logits = self(batch[0])
         # sync_dist: on several processes (DDP), log the mean over all of them.
         self.log(f"{stage}_loss", F.cross_entropy(logits, batch[1]), sync_dist=True)
         self.log(f"{stage}_acc", (logits.argmax(-1) == batch[1]).float().mean(), sync_dist=True)
 
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")
 
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test")
 
-    def predict_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+    def predict_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
         return self(batch[0]).argmax(-1)
 
     def configure_optimizers(self):
@@ -417,7 +419,7 @@ class JaxStepClassifier(Classifier):
         self.train_step = make_train_step(self.network.apply_fn, tx, self.trainer.world_size)
         return OptaxState(self.parameters(), tx.init(self.network.jax_params))
 
-    def training_step(self, batch: Batch, batch_idx: int) -> None:
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         # Jax computes in 32 bits by default: hand it int32 labels rather than torch's int64.
         x, y = torch_to_jax(batch[0]), torch_to_jax(batch[1].to(torch.int32))
         optimizer = self.optimizers()  # Lightning's wrapper around our OptaxState

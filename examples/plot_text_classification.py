@@ -500,15 +500,19 @@ plt.rcParams.update({"font.size": 13})
 
 
 def read_metrics(metrics_csv: Path) -> pd.DataFrame:
-    """One row per epoch, one column per metric logged once an epoch, from a `metrics.csv`."""
+    """One row per epoch, one column per metric logged once an epoch, from a `metrics.csv`.
+
+    Testing after training adds a row of its own (the test metrics, at the next epoch number).
+    """
     rows = pd.read_csv(metrics_csv).drop(columns="step")
     return rows.groupby("epoch").first()
 
 
 metrics = read_metrics(Path(trainer.logger.log_dir) / "metrics.csv")
+curves = metrics[["train_acc", "val_acc"]].dropna()  # the epochs of training, not the test
 fig, ax = plt.subplots(figsize=(7, 4.5))
 for key, style in [("train_acc", "--o"), ("val_acc", "-o")]:
-    ax.plot(metrics.index + 1, metrics[key], style, label=key.replace("_", " "))
+    ax.plot(curves.index + 1, curves[key], style, label=key.replace("_", " "))
 ax.axhline(baseline_accuracy, color="gray", lw=1.5, label="baseline (test)")
 ax.set(xlabel="epoch", ylabel="accuracy", title="Learning curves")
 ax.legend()
