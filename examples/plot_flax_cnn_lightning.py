@@ -551,13 +551,16 @@ assert all(jax.tree.leaves(same))
 #
 # `Trainer.predict` runs the network on the test set, and the predicted classes give a
 # confusion matrix: each row is a true class, the share of its test images given each class.
-# Shirts, T-shirts, pullovers and coats are the classes this CNN confuses most.
-from sklearn.metrics import ConfusionMatrixDisplay
+# The most frequent mistake is printed above it.
+from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
 predictor = pl.Trainer(logger=False, enable_progress_bar=False, devices=1)
 predicted = torch.cat(predictor.predict(model, datamodule=datamodule)).numpy()
 test_images, test_labels = (t.numpy() for t in datamodule.test_set.tensors)
 print(f"{name}: {np.mean(predicted == test_labels):.2%} of {len(test_labels)} test images")
+mistakes = confusion_matrix(test_labels, predicted, labels=range(10)) * (1 - np.eye(10, dtype=int))
+true, guess = np.unravel_index(mistakes.argmax(), mistakes.shape)
+print(f"most frequent mistake: {datamodule.classes[true]} taken for {datamodule.classes[guess]}")
 fig, ax = plt.subplots(figsize=(7, 7))
 ConfusionMatrixDisplay.from_predictions(
     test_labels,

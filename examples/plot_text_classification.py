@@ -280,6 +280,11 @@ class SnippetData(L.LightningDataModule):
         return DataLoader(self.sets["test"], 512)
 
 
+*batch_inputs, batch_labels = next(
+    iter(SnippetData(split_inputs, split_labels, config.batch_size, config.seed).train_dataloader())
+)
+print("a training batch:", [tuple(t.shape) for t in batch_inputs], "labels", batch_labels[:8])
+
 # %%
 # ## A bag of embeddings
 #
@@ -317,7 +322,8 @@ print("padding changes nothing:", torch.allclose(padded, unpadded))
 # The MiniLM body puts the bag's pooled vector beside the layer-normalised 2304 MiniLM
 # features, and one linear layer with strong dropout reads both (a hidden layer on the frozen
 # features alone overfitted and did no better than the baseline). `make_body` picks the body
-# that `config.model` names.
+# that `config.model` names; the numbers each body learns are counted below (most of them are
+# the embeddings: `vocab_size` x 64).
 
 
 class MiniLMAndEmbeddings(nn.Module):
