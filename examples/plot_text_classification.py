@@ -224,7 +224,8 @@ print("their ids:", token_ids(tokenizer, texts[:1])[0, :16].tolist())
 # six vectors side by side, 2304 numbers. Why all six layers? The top one was trained for
 # semantic similarity, where a "good" and a "bad" film are close; the middle layers keep more
 # of the words' polarity (a logistic regression on all six did better than on the top layer
-# alone, on this corpus). The features of the whole corpus are computed once and cached.
+# alone, on this corpus). The features of the whole corpus are computed once and cached (the
+# last section says what that buys).
 import time
 
 from gallery_lib.datasets import MiniLMFeatures
