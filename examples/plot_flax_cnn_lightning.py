@@ -461,6 +461,7 @@ if torch.distributed.is_initialized():  # trained on several processes (DDP):
 # every few steps, the validation accuracy once an epoch. The validation accuracy of both
 # parts, epoch by epoch, against the target this page sets itself:
 import matplotlib.pyplot as plt
+from matplotlib.ticker import PercentFormatter
 
 plt.rcParams.update({"font.size": 13})
 TARGET_ACCURACY = 0.89
@@ -479,7 +480,8 @@ for name, rows in metrics.items():
     ax.plot(range(1, len(accuracy) + 1), accuracy, "o-", lw=2, label=name)
 ax.axhline(TARGET_ACCURACY, color="gray", ls="--", label="target")
 ax.set(xlabel="epoch", ylabel="validation accuracy", title="Fashion-MNIST, flax CNN")
-ax.xaxis.get_major_locator().set_params(integer=True)
+ax.set_xticks(range(1, config.epochs + 1))
+ax.yaxis.set_major_formatter(PercentFormatter(1.0))
 ax.legend()
 fig.tight_layout()
 plt.show()
@@ -596,7 +598,7 @@ plt.show()
 # %%
 # ## Where the speed comes from
 #
-# Four choices above are there for speed, not for the teaching; each was measured by the
+# Four choices on this page are there for speed, not for the teaching; each was measured by the
 # repository's benchmarks (one core; the records' dates, machines and commands are linked
 # from [Using Jax with PyTorch Lightning](../../jax-and-lightning.md)):
 #

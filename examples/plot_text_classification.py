@@ -529,7 +529,7 @@ plt.show()
 # %%
 # ## The result: Lightning against the baseline
 #
-# The test accuracy of both, on the same 10% of the snippets that neither saw in training.
+# The test accuracy of both, on the same test split, which neither saw in training.
 fig, ax = plt.subplots(figsize=(7, 4.5))
 names = ["tf-idf + logistic\nregression", f"Lightning\n({config.model})"]
 bars = ax.bar(names, [baseline_accuracy, test_accuracy], color=["gray", "rebeccapurple"])
