@@ -573,6 +573,7 @@ def predict(
 
 
 def featurize(sentences: list[str]) -> tuple[torch.Tensor, ...]:
+    """This page's inputs for new sentences: our token ids, and MiniLM's features if used."""
     ids = token_ids(tokenizer, sentences)
     return (ids, torch.from_numpy(minilm(sentences))) if config.model == "minilm" else (ids,)
 
