@@ -156,7 +156,7 @@ def test_times_table_lists_slowest_first_with_the_total() -> None:
     assert "**Total: 1 min 16 s** for 3 examples." in table
     lines = [line for line in table.splitlines() if line.startswith("| [")]
     assert lines == [
-        "| [Slow](slow.md) | 1 min 15 s | 900 MiB | cached |",
+        "| [Slow](slow.md) | 1 min 15 s | 900 MiB | reused |",
         "| [Fast](fast.md) | 1.5 s | 300 MiB | ran |",
-        "| [New](new.md) | not run yet | – | cached |",
+        "| [New](new.md) | not run yet | – | reused |",
     ]

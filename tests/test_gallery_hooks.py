@@ -162,7 +162,12 @@ def build(root: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def tiny_env(root: Path, **extra: str) -> dict[str, str]:
-    return quick_env(PYTHONPATH=str(root / "src"), RUN_LOG=str(root / "runs.log"), **extra)
+    return quick_env(
+        PYTHONPATH=str(root / "src"),
+        RUN_LOG=str(root / "runs.log"),
+        GALLERY_CACHE=str(root / "cache"),
+        **extra,
+    )
 
 
 def runs(root: Path) -> list[str]:

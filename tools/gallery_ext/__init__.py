@@ -3,6 +3,8 @@
 See `docs/gallery-internals.md` for what they do and why they are hooks.
 """
 
+from ._cache import ResultCache, cache_root, example_outputs
+from ._environment import Environment, top_level_imports
 from ._figures import (
     FigureError,
     hand_written_figures,
@@ -11,6 +13,7 @@ from ._figures import (
     render_figures,
 )
 from ._imports import Library, Usage, dependency_key, example_usage
+from ._logs import GALLERY_LOGGER, DropExampleFailures, release_logging_tee
 from ._monitor import ExampleMonitor, ExampleTimeoutError, Measure
 from ._pages import (
     ExampleCard,
@@ -20,30 +23,45 @@ from ._pages import (
     times_table,
     used_in_gallery,
 )
-from ._state import STATE_FILE, Example, Record, State, collect_examples
+from ._parallel import Outcome, Task, WorkerPool, next_task, run_order
+from ._state import STATE_FILE, Example, Key, Record, State, collect_examples
 
 __all__ = [
+    "GALLERY_LOGGER",
     "STATE_FILE",
+    "DropExampleFailures",
+    "Environment",
     "Example",
     "ExampleCard",
     "ExampleMonitor",
     "ExampleTimeoutError",
     "FigureError",
+    "Key",
     "Library",
     "Measure",
+    "Outcome",
     "Record",
+    "ResultCache",
     "State",
+    "Task",
     "TimeRow",
     "Usage",
+    "WorkerPool",
     "append_used_in",
+    "cache_root",
     "collect_examples",
     "dependency_key",
+    "example_outputs",
     "example_usage",
     "hand_written_figures",
     "link_code_names",
     "markdown_prose",
+    "next_task",
     "python_prose",
+    "release_logging_tee",
     "render_figures",
+    "run_order",
     "times_table",
+    "top_level_imports",
     "used_in_gallery",
 ]
