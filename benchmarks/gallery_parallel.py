@@ -1,0 +1,292 @@
+"""How much sooner the docs build ends when examples run in parallel (`jobs` of the gallery hooks).
+
+Part 1 (always): a throwaway project with 8 synthetic examples of known durations, in two
+kinds, each built from scratch with `jobs` 1, 2 and 4 (`GALLERY_JOBS`):
+
+- `sleep`: examples that sleep (they wait for something: any number can run at once);
+- `cpu`: examples that spin a pure-Python loop on one core for a fixed amount of work,
+  calibrated in this process to last the same seconds as the sleeping ones on an idle core.
+
+The durations are `--seconds` times 0.5, 0.75, 1, 1.25 (twice). Each example notes when it
+started and stopped, so the run also checks that no more than `jobs` ran at once. Rounds
+build every (kind, jobs) once, in turn; the median over rounds of each build's time, and of
+its ratio to the same round's `jobs=1` build, are reported with their range.
+
+Part 2 (`--real`): the real gallery, copied to two temporary folders, built in full with
+`jobs` 1 and 2 (result cache and compilation cache off in both: every example runs and
+compiles), the build times and their ratio, and whether the generated pages are the same
+apart from measured times (numbers followed by a unit of time or speed are masked).
+
+    PYTHONPATH=src NO_MKDOCS_2_WARNING=1 .venv/bin/python benchmarks/gallery_parallel.py [--real]
+
+The record goes to `benchmarks/results/gallery_parallel.json` (`--results` to change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+from _results import RESULTS as RESULTS_DIR
+from _results import save_results
+
+ROOT = Path(__file__).resolve().parents[1]
+FRACTIONS = (0.5, 0.75, 1.0, 1.25, 0.5, 0.75, 1.0, 1.25)
+KINDS = ("sleep", "cpu")
+
+MKDOCS_YML = """\
+site_name: parallel gallery benchmark
+docs_dir: docs
+plugins:
+  - gallery:
+      examples_dirs: examples
+      gallery_dirs: docs/generated/gallery
+      filename_pattern: /plot_
+      abort_on_example_error: false
+      doc_module: [benchlib]
+hooks:
+  - {hooks}
+extra:
+  gallery:
+    timeout: 600
+"""
+
+EXAMPLE = '''\
+"""
+# {kind} example {index}
+
+Works for {seconds:.2f} s ({kind}).
+"""
+
+# %%
+# ## Work
+#
+# And note when it started and stopped.
+import os
+import time
+from pathlib import Path
+
+start = time.time()
+if "{kind}" == "sleep":
+    time.sleep({seconds})
+else:
+    x = 1
+    for _ in range({iterations}):
+        x = (x * 1103515245 + 12345) % 2147483648
+with Path(os.environ["TIMELINE"]).open("a") as timeline:
+    timeline.write(f"{{start}} {{time.time()}}\\n")
+print("done")
+'''
+
+
+def loop_rate() -> float:
+    """Iterations per second of the examples' CPU loop in this process (best of 3)."""
+    best = 0.0
+    for _ in range(3):
+        n, start = 2_000_000, time.perf_counter()
+        x = 1
+        for _ in range(n):
+            x = (x * 1103515245 + 12345) % 2147483648
+        best = max(best, n / (time.perf_counter() - start))
+    return best
+
+
+def synthetic_project(folder: Path, kind: str, seconds: float, rate: float) -> Path:
+    """A minimal site whose gallery holds the 8 examples of `kind`."""
+    (folder / "docs").mkdir(parents=True)
+    (folder / "docs" / "index.md").write_text("# Benchmark\n")
+    (folder / "examples").mkdir()
+    (folder / "examples" / "README.md").write_text("# Gallery\n\nSynthetic examples.\n")
+    for index, fraction in enumerate(FRACTIONS):
+        duration = seconds * fraction
+        text = EXAMPLE.format(
+            kind=kind, index=index, seconds=duration, iterations=int(duration * rate)
+        )
+        (folder / "examples" / f"plot_{kind}_{index}.py").write_text(text)
+    library = folder / "src" / "benchlib"
+    library.mkdir(parents=True)
+    (library / "__init__.py").write_text('"""A package for the hooks to document."""\n')
+    (folder / "mkdocs.yml").write_text(MKDOCS_YML.format(hooks=ROOT / "tools" / "gallery_hooks.py"))
+    return folder
+
+
+def build(project: Path, env: dict[str, str]) -> float:
+    """Build `project` from scratch (no generated gallery); the wall time in seconds."""
+    shutil.rmtree(project / "docs" / "generated", ignore_errors=True)
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"build of {project} failed:\n{result.stdout[-3000:]}{result.stderr[-5000:]}")
+    return seconds
+
+
+def most_at_once(timeline: Path) -> int:
+    """The most examples that ran at the same time, from their (start, end) lines."""
+    spans = [tuple(map(float, line.split())) for line in timeline.read_text().splitlines()]
+    timeline.unlink()
+    return max(sum(s <= start < e for s, e in spans) for start, _ in spans)
+
+
+def summary(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def synthetic(args: argparse.Namespace, numbers: dict[str, float | int | None]) -> str:
+    rate = loop_rate()
+    print(f"CPU loop: {rate / 1e6:.1f} M iterations/s in this process")
+    times: dict[tuple[str, int], list[float]] = {}
+    ratios: dict[tuple[str, int], list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        projects = {
+            kind: synthetic_project(Path(tmp) / kind, kind, args.seconds, rate) for kind in KINDS
+        }
+        timeline = Path(tmp) / "timeline.txt"
+        for round_ in range(args.rounds):
+            for kind in KINDS:
+                baseline = None
+                for jobs in args.jobs:
+                    env = dict(
+                        os.environ,
+                        GALLERY_JOBS=str(jobs),
+                        GALLERY_RESULT_CACHE="0",
+                        GALLERY_CACHE=str(Path(tmp) / "cache"),
+                        TIMELINE=str(timeline),
+                        NO_MKDOCS_2_WARNING="1",
+                        PYTHONPATH=str(projects[kind] / "src"),
+                    )
+                    seconds = build(projects[kind], env)
+                    at_once = most_at_once(timeline)
+                    if at_once > jobs:
+                        sys.exit(f"{kind}, jobs={jobs}: {at_once} examples ran at once")
+                    times.setdefault((kind, jobs), []).append(seconds)
+                    baseline = seconds if jobs == args.jobs[0] else baseline
+                    ratios.setdefault((kind, jobs), []).append(seconds / baseline)
+                    print(
+                        f"round {round_ + 1} {kind:5} jobs={jobs}: {seconds:6.1f} s, "
+                        f"at most {at_once} at once, load {os.getloadavg()[0]:.1f}",
+                        flush=True,
+                    )
+    work = args.seconds * sum(FRACTIONS)
+    lines = [
+        f"| Examples | jobs | Build time (s), median (range) | Ratio to jobs={args.jobs[0]} |",
+        "|---|---:|---:|---:|",
+    ]
+    for kind in KINDS:
+        for jobs in args.jobs:
+            lines.append(
+                f"| 8 {kind} ({work:.0f} s of work) | {jobs} | {summary(times[kind, jobs])} "
+                f"| {summary(ratios[kind, jobs])} |"
+            )
+            numbers[f"{kind}_jobs{jobs}_s"] = statistics.median(times[kind, jobs])
+            numbers[f"{kind}_jobs{jobs}_ratio"] = statistics.median(ratios[kind, jobs])
+    numbers["synthetic_work_s"] = work
+    return "\n".join(lines)
+
+
+TIME_OR_SPEED = re.compile(
+    r"\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?\s*(?:s|ms|µs|min|minutes|seconds|sec|it/s|steps/s|"
+    r"samples/s|[\w ]*/s)\b"
+)
+
+
+def masked_pages(project: Path) -> dict[str, list[str]]:
+    gallery = project / "docs" / "generated" / "gallery"
+    pages = {}
+    for page in sorted(gallery.glob("plot_*.md")):
+        text = re.sub(r"\*\*Total running time of the script:\*\*[^\n]*", "", page.read_text())
+        pages[page.name] = TIME_OR_SPEED.sub("<measured>", text).splitlines()
+    return pages
+
+
+def real(args: argparse.Namespace, numbers: dict[str, float | int | None]) -> str:
+    times = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        projects = {}
+        for jobs in (1, 2):
+            project = projects[jobs] = Path(tmp) / f"jobs{jobs}"
+            for name in ("docs", "examples", "src", "tools"):
+                shutil.copytree(
+                    ROOT / name,
+                    project / name,
+                    ignore=shutil.ignore_patterns("generated", "__pycache__", "*.egg-info"),
+                )
+            shutil.copytree(ROOT / "benchmarks" / "results", project / "benchmarks" / "results")
+            shutil.copy2(ROOT / "mkdocs.yml", project / "mkdocs.yml")
+        for jobs in (1, 2):
+            env = dict(
+                os.environ,
+                GALLERY_JOBS=str(jobs),
+                GALLERY_RESULT_CACHE="0",
+                GALLERY_COMPILE_CACHE="0",
+                GALLERY_QUICK="1" if args.quick else "0",
+                NO_MKDOCS_2_WARNING="1",
+                OMP_NUM_THREADS="1",
+                PYTHONPATH=str(projects[jobs] / "src"),
+            )
+            load = os.getloadavg()[0]
+            times[jobs] = build(projects[jobs], env)
+            print(f"real gallery jobs={jobs}: {times[jobs]:.1f} s (load {load:.1f} at start)")
+        one, two = masked_pages(projects[1]), masked_pages(projects[2])
+    differing = sorted(name for name in one.keys() | two.keys() if one.get(name) != two.get(name))
+    for name in differing:
+        lines = [
+            f"    jobs=1: {a}\n    jobs=2: {b}"
+            for a, b in zip(one.get(name, []), two.get(name, []), strict=False)
+            if a != b
+        ]
+        print(f"{name} differs in {len(lines)} line(s):\n" + "\n".join(lines[:10]))
+    numbers["real_jobs1_s"], numbers["real_jobs2_s"] = times[1], times[2]
+    numbers["real_jobs2_ratio"] = times[2] / times[1]
+    numbers["real_pages_differing"] = len(differing)
+    same = "yes" if not differing else f"no: {', '.join(differing)}"
+    return textwrap.dedent(
+        f"""\
+        | Real gallery ({"quick" if args.quick else "full"} build) | Build time (s) |
+        |---|---:|
+        | jobs=1 | {times[1]:.1f} |
+        | jobs=2 | {times[2]:.1f} |
+        | ratio jobs=2 / jobs=1 | {times[2] / times[1]:.3f} |
+        | pages the same apart from times | {same} |"""
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=4.0, help="mean example duration")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2, 4], help="first: baseline")
+    parser.add_argument("--rounds", type=int, default=3, help="builds of each (kind, jobs)")
+    parser.add_argument("--real", action="store_true", help="also build the real gallery")
+    parser.add_argument("--quick", action="store_true", help="the real gallery in quick mode")
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR / "gallery_parallel.json")
+    args = parser.parse_args()
+    load_at_start = os.getloadavg()[0]
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    numbers: dict[str, float | int | None] = {}
+    tables = {"synthetic": synthetic(args, numbers)}
+    print("\n" + tables["synthetic"] + "\n")
+    if args.real:
+        tables["real"] = real(args, numbers)
+        print("\n" + tables["real"] + "\n")
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"record: {save_results(args.results, numbers, tables, load_at_start)}")
+
+
+if __name__ == "__main__":
+    main()
