@@ -10,7 +10,9 @@ kinds, each built from scratch with `jobs` 1, 2 and 4 (`GALLERY_JOBS`):
 The durations are `--seconds` times 0.5, 0.75, 1, 1.25 (twice). Each example notes when it
 started and stopped, so the run also checks that no more than `jobs` ran at once. Rounds
 build every (kind, jobs) once, in turn; the median over rounds of each build's time, and of
-its ratio to the same round's `jobs=1` build, are reported with their range.
+its ratio to the same round's `jobs=1` build, are reported with their range. So is the time
+of a build with every example up to date: what a build costs besides running examples, which
+no `jobs` value shortens.
 
 Part 2 (`--real`): the real gallery, copied to two temporary folders, built in full with
 `jobs` 1 and 2 (result cache and compilation cache off in both: every example runs and
@@ -46,6 +48,10 @@ KINDS = ("sleep", "cpu")
 MKDOCS_YML = """\
 site_name: parallel gallery benchmark
 docs_dir: docs
+nav:
+  - Home: index.md
+  - Examples:
+      - generated/gallery
 plugins:
   - gallery:
       examples_dirs: examples
@@ -119,9 +125,10 @@ def synthetic_project(folder: Path, kind: str, seconds: float, rate: float) -> P
     return folder
 
 
-def build(project: Path, env: dict[str, str]) -> float:
-    """Build `project` from scratch (no generated gallery); the wall time in seconds."""
-    shutil.rmtree(project / "docs" / "generated", ignore_errors=True)
+def build(project: Path, env: dict[str, str], fresh: bool = True) -> float:
+    """Build `project`, from scratch unless `fresh` is False; the wall time in seconds."""
+    if fresh:
+        shutil.rmtree(project / "docs" / "generated", ignore_errors=True)
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict"],
@@ -153,6 +160,7 @@ def synthetic(args: argparse.Namespace, numbers: dict[str, float | int | None]) 
     print(f"CPU loop: {rate / 1e6:.1f} M iterations/s in this process")
     times: dict[tuple[str, int], list[float]] = {}
     ratios: dict[tuple[str, int], list[float]] = {}
+    noop: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         projects = {
             kind: synthetic_project(Path(tmp) / kind, kind, args.seconds, rate) for kind in KINDS
@@ -176,7 +184,10 @@ def synthetic(args: argparse.Namespace, numbers: dict[str, float | int | None]) 
                     if at_once > jobs:
                         sys.exit(f"{kind}, jobs={jobs}: {at_once} examples ran at once")
                     times.setdefault((kind, jobs), []).append(seconds)
-                    baseline = seconds if jobs == args.jobs[0] else baseline
+                    if baseline is None:
+                        # What a build costs besides running examples: all are up to date.
+                        noop.setdefault(kind, []).append(build(projects[kind], env, fresh=False))
+                        baseline = seconds
                     ratios.setdefault((kind, jobs), []).append(seconds / baseline)
                     print(
                         f"round {round_ + 1} {kind:5} jobs={jobs}: {seconds:6.1f} s, "
@@ -196,6 +207,8 @@ def synthetic(args: argparse.Namespace, numbers: dict[str, float | int | None]) 
             )
             numbers[f"{kind}_jobs{jobs}_s"] = statistics.median(times[kind, jobs])
             numbers[f"{kind}_jobs{jobs}_ratio"] = statistics.median(ratios[kind, jobs])
+        lines.append(f"| 8 {kind}, all up to date (none runs) | – | {summary(noop[kind])} | |")
+        numbers[f"{kind}_unchanged_s"] = statistics.median(noop[kind])
     numbers["synthetic_work_s"] = work
     return "\n".join(lines)
 
@@ -269,7 +282,7 @@ def real(args: argparse.Namespace, numbers: dict[str, float | int | None]) -> st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=4.0, help="mean example duration")
+    parser.add_argument("--seconds", type=float, default=5.0, help="mean example duration")
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2, 4], help="first: baseline")
     parser.add_argument("--rounds", type=int, default=3, help="builds of each (kind, jobs)")
     parser.add_argument("--real", action="store_true", help="also build the real gallery")
