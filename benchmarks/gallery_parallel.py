@@ -1,7 +1,9 @@
 """How much sooner the docs build ends when examples run in parallel (`jobs` of the gallery hooks).
 
 Part 1 (always): a throwaway project with 8 synthetic examples of known durations, in two
-kinds, each built from scratch with `jobs` 1, 2 and 4 (`GALLERY_JOBS`):
+kinds, each built with `jobs` 1, 2 and 4 (`GALLERY_JOBS`), every example running in every
+build (a variable in the key changes), the scheduler knowing each one's time from an untimed
+first build, as it does from the last build (or the result cache) in real use:
 
 - `sleep`: examples that sleep (they wait for something: any number can run at once);
 - `cpu`: examples that spin a pure-Python loop on one core for a fixed amount of work,
@@ -64,6 +66,7 @@ hooks:
 extra:
   gallery:
     timeout: 600
+    key_environment: [BENCH_BUILD]  # a new value re-runs every example
 """
 
 EXAMPLE = '''\
@@ -125,10 +128,8 @@ def synthetic_project(folder: Path, kind: str, seconds: float, rate: float) -> P
     return folder
 
 
-def build(project: Path, env: dict[str, str], fresh: bool = True) -> float:
-    """Build `project`, from scratch unless `fresh` is False; the wall time in seconds."""
-    if fresh:
-        shutil.rmtree(project / "docs" / "generated", ignore_errors=True)
+def build(project: Path, env: dict[str, str]) -> float:
+    """Build `project`; the wall time in seconds."""
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict"],
@@ -166,19 +167,30 @@ def synthetic(args: argparse.Namespace, numbers: dict[str, float | int | None]) 
             kind: synthetic_project(Path(tmp) / kind, kind, args.seconds, rate) for kind in KINDS
         }
         timeline = Path(tmp) / "timeline.txt"
+
+        def environment(kind: str, jobs: int, build_id: int) -> dict[str, str]:
+            """A build of `kind`; a new `build_id` re-runs every example (times are kept)."""
+            return dict(
+                os.environ,
+                GALLERY_JOBS=str(jobs),
+                GALLERY_RESULT_CACHE="0",
+                GALLERY_CACHE=str(Path(tmp) / "cache"),
+                TIMELINE=str(timeline),
+                NO_MKDOCS_2_WARNING="1",
+                PYTHONPATH=str(projects[kind] / "src"),
+                BENCH_BUILD=str(build_id),
+            )
+
+        builds = 0
+        for kind in KINDS:  # untimed: records each example's time for the scheduler
+            build(projects[kind], environment(kind, max(args.jobs), builds))
+            timeline.unlink()
         for round_ in range(args.rounds):
             for kind in KINDS:
                 baseline = None
                 for jobs in args.jobs:
-                    env = dict(
-                        os.environ,
-                        GALLERY_JOBS=str(jobs),
-                        GALLERY_RESULT_CACHE="0",
-                        GALLERY_CACHE=str(Path(tmp) / "cache"),
-                        TIMELINE=str(timeline),
-                        NO_MKDOCS_2_WARNING="1",
-                        PYTHONPATH=str(projects[kind] / "src"),
-                    )
+                    builds += 1
+                    env = environment(kind, jobs, builds)
                     seconds = build(projects[kind], env)
                     at_once = most_at_once(timeline)
                     if at_once > jobs:
@@ -186,7 +198,7 @@ def synthetic(args: argparse.Namespace, numbers: dict[str, float | int | None]) 
                     times.setdefault((kind, jobs), []).append(seconds)
                     if baseline is None:
                         # What a build costs besides running examples: all are up to date.
-                        noop.setdefault(kind, []).append(build(projects[kind], env, fresh=False))
+                        noop.setdefault(kind, []).append(build(projects[kind], env))
                         baseline = seconds
                     ratios.setdefault((kind, jobs), []).append(seconds / baseline)
                     print(

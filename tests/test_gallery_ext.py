@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import mmap
 import platform
-import shutil
 import textwrap
 import threading
 import time
@@ -30,6 +29,7 @@ from gallery_ext import (
     times_table,
 )
 from gallery_ext._monitor import resident_mb
+from support import fake_distribution
 
 
 @pytest.fixture
@@ -214,30 +214,14 @@ def test_the_scheduler_keeps_to_jobs_runs_exclusive_tasks_alone_longest_first(jo
     assert makespan == pytest.approx(7.0 + (total - 7.0) / jobs, abs=9.0 / jobs + 1e-9)
 
 
-def _fake_distribution(site: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> None:
-    """Install the package `name` (`__init__.py` holds its version) by hand into `site`."""
-    for old in site.glob(f"{name}-*.dist-info"):
-        shutil.rmtree(old)
-    package = site / name
-    package.mkdir(parents=True, exist_ok=True)
-    (package / "__init__.py").write_text(f'VERSION = "{version}"\n')
-    info = site / f"{name}-{version}.dist-info"
-    info.mkdir()
-    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
-    lines += [f"Requires-Dist: {requirement}" for requirement in requires]
-    (info / "METADATA").write_text("\n".join(lines) + "\n")
-    (info / "top_level.txt").write_text(f"{name}\n")
-    (info / "RECORD").write_text(f"{name}/__init__.py,,\n{info.name}/METADATA,,\n")
-
-
 def test_environment_holds_what_an_example_imports_and_what_that_requires(
     library: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     site = tmp_path / "site"
-    _fake_distribution(site, "fakepkg", "1.0", ("fakedep>=1", 'fakeextra; extra == "all"'))
-    _fake_distribution(site, "fakedep", "2.5")
-    _fake_distribution(site, "fakeextra", "0.1")
-    _fake_distribution(site, "fakelib", "3.0")
+    fake_distribution(site, "fakepkg", "1.0", ("fakedep>=1", 'fakeextra; extra == "all"'))
+    fake_distribution(site, "fakedep", "2.5")
+    fake_distribution(site, "fakeextra", "0.1")
+    fake_distribution(site, "fakelib", "3.0")
     monkeypatch.syspath_prepend(str(site))
     # A module of the library the example reaches imports fakelib; one it does not, numpy.
     (library.root / "_low.py").write_text("import fakelib\n\ndef helper():\n    return 1\n")
@@ -254,7 +238,7 @@ def test_environment_holds_what_an_example_imports_and_what_that_requires(
     plain = tmp_path / "plot_plain.py"
     plain.write_text("import json\n")
     assert Environment([library]).versions(plain) == {"python": platform.python_version()}
-    _fake_distribution(site, "fakedep", "2.6")
+    fake_distribution(site, "fakedep", "2.6")
     assert Environment([library]).versions(example)["fakedep"] == "2.6"
 
 

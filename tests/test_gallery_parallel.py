@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_gallery_ext import _fake_distribution
+from support import fake_distribution
 from test_gallery_hooks import (
     EXAMPLES,
     FAILING,
@@ -106,7 +106,7 @@ def test_a_new_version_of_a_distribution_reruns_exactly_the_examples_that_import
     tmp_path: Path,
 ) -> None:
     site = tmp_path / "site"
-    _fake_distribution(site, "fakepkg", "1.0")
+    fake_distribution(site, "fakepkg", "1.0")
     root = make_project(tmp_path / "project", EXAMPLES)
     # tinylib.beta imports it: plot_uses_beta depends on it through the library.
     beta = root / "src" / "tinylib" / "_beta.py"
@@ -127,7 +127,7 @@ def test_a_new_version_of_a_distribution_reruns_exactly_the_examples_that_import
     assert result.returncode == 0, log_of(result)
     assert runs(root) == [], "same versions: nothing runs"
 
-    _fake_distribution(site, "fakepkg", "1.1")
+    fake_distribution(site, "fakepkg", "1.1")
     result = build(root, PYTHONPATH=pythonpath)
     assert result.returncode == 0, log_of(result)
     assert sorted(runs(root)) == ["plot_uses_beta", "plot_uses_fake"]

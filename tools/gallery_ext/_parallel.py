@@ -13,6 +13,7 @@ when it finishes, so the logs of examples that ran at once never interleave.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -160,14 +161,22 @@ class _Worker:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
-    def close(self) -> None:
+    def finish(self) -> None:
+        """Ask the process to exit (it does once its current task, if any, is done)."""
         assert self.process.stdin is not None
+        if not self.process.stdin.closed:
+            with contextlib.suppress(OSError):  # it died already
+                self.process.stdin.close()
+
+    def close(self) -> None:
+        """Wait for the process to exit (killing it after 30 s) and release its files."""
+        self.finish()
         try:
-            self.process.stdin.close()
             self.process.wait(timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
+        except subprocess.TimeoutExpired:
             self.kill()
         self.answers.close()
+        self.output.close()
 
 
 class WorkerPool:
@@ -198,6 +207,7 @@ class WorkerPool:
         pending = run_order(tasks)
         idle: list[_Worker] = []
         busy: list[_Worker] = []
+        done: list[_Worker] = []
         started = 0
         try:
             while pending or busy:
@@ -232,17 +242,20 @@ class WorkerPool:
                             crashed=True,
                             output=worker.printed(),
                         )
+                    worker.task = None
                     if outcome.crashed:
                         worker.kill()
-                        worker.answers.close()
-                        worker.output.close()
-                    else:
-                        worker.task = None
+                        done.append(worker)
+                    elif pending:
                         idle.append(worker)
+                    else:
+                        worker.finish()  # nothing left for it: let it exit while others work
+                        done.append(worker)
                     yield task, outcome
         finally:
             for worker in busy:
                 worker.kill()
-            for worker in [*idle, *busy]:
+            for worker in [*idle, *busy, *done]:
+                worker.finish()
+            for worker in [*idle, *busy, *done]:
                 worker.close()
-                worker.output.close()
