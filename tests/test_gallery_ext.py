@@ -250,7 +250,9 @@ def _outputs(folder: Path, stem: str, figures: int) -> dict[str, bytes]:
         f"{stem}.ipynb": b"notebook",
         f"images/thumb/mkd_glr_{stem}_thumb.png": b"thumb",
     }
-    files |= {f"images/mkd_glr_{stem}_{i:03}.png": b"figure %d" % i for i in range(1, figures + 1)}
+    for i in range(1, figures + 1):
+        files[f"images/mkd_glr_{stem}_{i:03}.png"] = b"figure %d" % i
+        files[f"images/mkd_glr_{stem}_{i:03}_2_0x.png"] = b"large figure %d" % i
     for name, data in files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)

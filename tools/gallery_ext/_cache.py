@@ -45,14 +45,16 @@ def example_outputs(example: Example) -> list[Path]:
     """The files mkdocs-gallery generated for `example` (those that exist).
 
     Its page, notebook, download copy and `.md5` marker, the pickle of the names it uses,
-    its figures (`images/mkd_glr_<stem>_001.png`, ...) and its thumbnail.
+    its figures (`images/mkd_glr_<stem>_001.png`, ..., with their high-resolution copies) and
+    its thumbnail.
     """
     folder, stem = example.generated.parent, example.source.stem
     files = [
         folder / f"{stem}{suffix}"
         for suffix in (".md", ".py", ".py.md5", ".ipynb", "_codeobj.pickle")
     ]
-    figure = re.compile(rf"mkd_glr_{re.escape(stem)}_(\d{{3}}|thumb)\b.*\.\w+")
+    # `_001.png`, its high-resolution copy `_001_2_0x.png` (`image_srcset`), `_thumb.png`.
+    figure = re.compile(rf"mkd_glr_{re.escape(stem)}_(\d{{3}}|thumb)(_[\w.]+)?\.\w+")
     for images in (folder / "images", folder / "images" / "thumb"):
         if images.is_dir():
             files += [path for path in sorted(images.iterdir()) if figure.fullmatch(path.name)]
