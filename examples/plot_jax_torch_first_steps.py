@@ -22,8 +22,6 @@ Python and a first contact with gradient descent; no Jax or Lightning knowledge 
 #
 # Every example keeps its settings in a dataclass. The defaults suit the docs build; run the
 # script with `--help` to list them as command-line flags.
-#
-# mkdocs_gallery_thumbnail_number = 1
 import dataclasses
 from typing import Annotated
 
@@ -50,6 +48,7 @@ class Config:
     """Keep compiled programs on disk (jax's persistent cache) so the next run loads them."""
 
 
+# mkdocs_gallery_thumbnail_number = 1
 config = example_config(Config, quick={"steps": 50})
 enable_compile_cache(config.compile_cache)
 print(config)
