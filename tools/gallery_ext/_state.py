@@ -100,6 +100,8 @@ class Record:
     """`Key.digest` of its last successful run; None after a failure (it must run again)."""
     seconds: float | None = None
     peak_mb: float | None = None
+    machine: str | None = None
+    """The machine it last ran on, in words (shown in the page's header)."""
     script: str | None = None
     """The parts of the key of the last successful run (see `Key`)."""
     library: str | None = None
