@@ -16,14 +16,17 @@ its ratio to the same round's `jobs=1` build, are reported with their range. So 
 of a build with every example up to date: what a build costs besides running examples, which
 no `jobs` value shortens.
 
-Part 2 (`--real`): the real gallery, copied to two temporary folders, built in full with
+Part 2 (`--parts real`, or both: `--parts synthetic real`): the real gallery, copied to two
+temporary folders, built in full with
 `jobs` 1 and 2 (result cache and compilation cache off in both: every example runs and
 compiles), the build times and their ratio, and whether the generated pages are the same
 apart from measured times (numbers followed by a unit of time or speed are masked).
 
-    PYTHONPATH=src NO_MKDOCS_2_WARNING=1 .venv/bin/python benchmarks/gallery_parallel.py [--real]
+    PYTHONPATH=src NO_MKDOCS_2_WARNING=1 .venv/bin/python benchmarks/gallery_parallel.py \
+        [--parts synthetic real]
 
-The record goes to `benchmarks/results/gallery_parallel.json` (`--results` to change).
+The records go to `benchmarks/results/gallery_parallel.json` (synthetic; `--results` to change)
+and `gallery_parallel_real.json` beside it (real).
 """
 
 from __future__ import annotations
@@ -253,7 +256,9 @@ def real(args: argparse.Namespace, numbers: dict[str, float | int | None]) -> st
                     ignore=shutil.ignore_patterns("generated", "__pycache__", "*.egg-info"),
                 )
             shutil.copytree(ROOT / "benchmarks" / "results", project / "benchmarks" / "results")
-            shutil.copy2(ROOT / "mkdocs.yml", project / "mkdocs.yml")
+            # pyproject.toml and README.md go into the source archive the example pages offer.
+            for name in ("mkdocs.yml", "pyproject.toml", "README.md"):
+                shutil.copy2(ROOT / name, project / name)
         for jobs in (1, 2):
             env = dict(
                 os.environ,
@@ -297,20 +302,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="mean example duration")
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2, 4], help="first: baseline")
     parser.add_argument("--rounds", type=int, default=3, help="builds of each (kind, jobs)")
-    parser.add_argument("--real", action="store_true", help="also build the real gallery")
+    parser.add_argument(
+        "--parts", nargs="+", choices=("synthetic", "real"), default=["synthetic"], help="to run"
+    )
     parser.add_argument("--quick", action="store_true", help="the real gallery in quick mode")
-    parser.add_argument("--results", type=Path, default=RESULTS_DIR / "gallery_parallel.json")
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS_DIR / "gallery_parallel.json", help="synthetic"
+    )
     args = parser.parse_args()
-    load_at_start = os.getloadavg()[0]
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    numbers: dict[str, float | int | None] = {}
-    tables = {"synthetic": synthetic(args, numbers)}
-    print("\n" + tables["synthetic"] + "\n")
-    if args.real:
-        tables["real"] = real(args, numbers)
-        print("\n" + tables["real"] + "\n")
-    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"record: {save_results(args.results, numbers, tables, load_at_start)}")
+    parts = {"synthetic": (synthetic, args.results)}
+    parts["real"] = (real, args.results.with_name(args.results.stem + "_real.json"))
+    for part in args.parts:
+        run, record = parts[part]
+        load_at_start = os.getloadavg()[0]
+        print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        numbers: dict[str, float | int | None] = {}
+        tables = {part: run(args, numbers)}
+        print("\n" + tables[part] + "\n")
+        print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print(f"record: {save_results(record, numbers, tables, load_at_start)}")
 
 
 if __name__ == "__main__":
