@@ -95,24 +95,33 @@ class ResultCache:
         for path in example_outputs(example):
             path.unlink()
         folder = example.generated.parent
-        for stored in sorted((entry / "files").rglob("*")):
-            if stored.is_file():
-                target = folder / stored.relative_to(entry / "files")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(stored, target)
-        os.utime(entry)  # most recently used
+        try:
+            for stored in sorted((entry / "files").rglob("*")):
+                if stored.is_file():
+                    target = folder / stored.relative_to(entry / "files")
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(stored, target)
+            os.utime(entry)  # most recently used
+        except OSError:  # another build evicted it meanwhile: run the example instead
+            for path in example_outputs(example):
+                path.unlink()
+            return None
         return record
 
     def store(self, example: Example, record: Record) -> Path | None:
         """Keep the example's current outputs under `record.key`; the entry, or None.
 
         The entry is written under a temporary name and renamed, so that a build stopped
-        half-way, or two builds at once, never leave a partial entry.
+        half-way, or two builds at once, never leave a partial entry. An entry already stored
+        for the key is kept (a build may be restoring from it).
         """
         if record.key is None:
             return None
         folder = self._folder(example)
         entry = folder / record.key
+        if entry.is_dir():  # the same key gives the same outputs: keep the one stored
+            os.utime(entry)
+            return entry
         folder.mkdir(parents=True, exist_ok=True)
         generated = example.generated.parent
         with tempfile.TemporaryDirectory(dir=folder, prefix=".partial-") as partial:
@@ -122,8 +131,6 @@ class ResultCache:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, target)
             (Path(partial) / RECORD).write_text(json.dumps(record.__dict__, indent=1) + "\n")
-            if entry.exists():
-                shutil.rmtree(entry)
             with contextlib.suppress(OSError):  # another build stored the same entry first
                 os.rename(partial, entry)
             Path(partial).mkdir(exist_ok=True)  # for TemporaryDirectory's clean-up
