@@ -32,6 +32,7 @@ and `gallery_parallel_real.json` beside it (real).
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import re
 import shutil
@@ -232,15 +233,32 @@ TIME_OR_SPEED = re.compile(
     r"\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?\s*(?:s|ms|µs|min|minutes|seconds|sec|it/s|steps/s|"
     r"samples/s|[\w ]*/s)\b"
 )
+RATE_LINE = re.compile(r"/s\b|\bwall\b|\bCPU\b")
+"""A line that reports a speed or a time: every number on it is measured."""
+NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
 
 def masked_pages(project: Path) -> dict[str, list[str]]:
+    """Each generated page's lines, with measured times and speeds replaced by `<measured>`."""
     gallery = project / "docs" / "generated" / "gallery"
     pages = {}
     for page in sorted(gallery.glob("plot_*.md")):
         text = re.sub(r"\*\*Total running time of the script:\*\*[^\n]*", "", page.read_text())
-        pages[page.name] = TIME_OR_SPEED.sub("<measured>", text).splitlines()
+        lines = TIME_OR_SPEED.sub("<measured>", text).splitlines()
+        pages[page.name] = [
+            NUMBER.sub("<measured>", line) if RATE_LINE.search(line) else line for line in lines
+        ]
     return pages
+
+
+def page_differences(one: dict[str, list[str]], two: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Page -> the lines of a unified diff, for the pages that differ."""
+    found = {}
+    for name in sorted(one.keys() | two.keys()):
+        a, b = one.get(name, []), two.get(name, [])
+        if a != b:
+            found[name] = list(difflib.unified_diff(a, b, "jobs=1", "jobs=2", n=1, lineterm=""))
+    return found
 
 
 def real(args: argparse.Namespace, numbers: dict[str, float | int | None]) -> str:
@@ -274,14 +292,9 @@ def real(args: argparse.Namespace, numbers: dict[str, float | int | None]) -> st
             times[jobs] = build(projects[jobs], env)
             print(f"real gallery jobs={jobs}: {times[jobs]:.1f} s (load {load:.1f} at start)")
         one, two = masked_pages(projects[1]), masked_pages(projects[2])
-    differing = sorted(name for name in one.keys() | two.keys() if one.get(name) != two.get(name))
-    for name in differing:
-        lines = [
-            f"    jobs=1: {a}\n    jobs=2: {b}"
-            for a, b in zip(one.get(name, []), two.get(name, []), strict=False)
-            if a != b
-        ]
-        print(f"{name} differs in {len(lines)} line(s):\n" + "\n".join(lines[:10]))
+    differing = page_differences(one, two)
+    for name, diff in differing.items():
+        print(f"{name} differs between jobs=1 and jobs=2:\n" + "\n".join(diff[:40]))
     numbers["real_jobs1_s"], numbers["real_jobs2_s"] = times[1], times[2]
     numbers["real_jobs2_ratio"] = times[2] / times[1]
     numbers["real_pages_differing"] = len(differing)
