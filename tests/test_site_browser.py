@@ -7,10 +7,7 @@ Debian's `chromium` driven by Playwright's Python package (no browser download).
 from __future__ import annotations
 
 import functools
-import http.server
 import re
-import threading
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
@@ -19,17 +16,6 @@ import pytest
 from support import EXAMPLES, ROOT
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 class _Links(HTMLParser):
@@ -93,24 +79,6 @@ def test_no_broken_internal_links_or_anchors(built_site: Path) -> None:
     assert not broken, "broken internal links:\n" + "\n".join(sorted(set(broken)))
 
 
-@pytest.fixture(scope="module")
-def served_site(built_site: Path) -> Iterator[str]:
-    """The built site on a local HTTP server; yields its root URL."""
-    handler = functools.partial(_QuietHandler, directory=str(built_site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-    thread.join()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 def _url_path(page: Path) -> str:
     """The URL path, relative to the site's root, of the Markdown page `page` under docs/."""
     relative = page.relative_to(ROOT / "docs").with_suffix("")
@@ -130,17 +98,6 @@ def _pages_to_check() -> list[str]:
 
 GUIDE_PAGES = [_url_path(page) for page in sorted((ROOT / "docs").glob("*.md"))]
 WIDTHS = [1280, 390]  # a laptop and a phone (CSS pixels)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.is_file(), "install Debian's chromium (make system-deps)"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.mark.parametrize("path", _pages_to_check())

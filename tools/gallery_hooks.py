@@ -7,7 +7,12 @@
 - a run-time table page (time and peak memory of each example, the total);
 - a per-example timeout;
 - no absl `_LoggingTee` traceback at exit;
-- measured figures rendered from benchmark records: `{{ bench:ppo.equal_ratio:.3f }}`.
+- measured figures rendered from benchmark records: `{{ bench:ppo.equal_ratio:.3f }}`;
+- each example page opens with a header generated from its script (summary, what it teaches,
+  prerequisites, install line, last run, downloads, its result figure), its figures link to a
+  full-size version and its printed output reads as plain text;
+- the gallery index lists the examples in reading order, with plain-text hover text and run
+  times, and the site serves the package's source archive that the install lines name.
 
 The logic lives in the `gallery_ext` package beside this file; this module only wires it to
 mkdocs events and to mkdocs-gallery's documented options (`doc_module`, `reset_modules`,
@@ -19,10 +24,14 @@ mkdocs events and to mkdocs-gallery's documented options (`doc_module`, `reset_m
         times_page: run-times.md       # written in the first gallery folder
         results: benchmarks/results    # benchmark records, relative to mkdocs.yml
         key_environment: [GALLERY_QUICK]  # variables whose values change what examples compute
+        headers: true                  # example pages open with a header made from the script
+        order: [plot_a.py, plot_b.py]  # the gallery index's reading order (every example)
+        undeclared_requirements: {gymnax: [six]}  # what a distribution imports undeclared
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import posixpath
@@ -36,6 +45,8 @@ from gallery_ext import (
     ExampleCard,
     ExampleMonitor,
     FigureError,
+    Header,
+    IntroError,
     Library,
     State,
     TimeRow,
@@ -43,17 +54,27 @@ from gallery_ext import (
     collect_examples,
     dependency_key,
     example_usage,
+    gallery_index,
+    header_markdown,
+    install_line,
     link_code_names,
+    machine_description,
+    parse_intro,
+    render_example_page,
     render_figures,
+    required_distributions,
+    source_archive,
+    thumbnail_number,
     times_table,
     used_in_gallery,
 )
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority, get_plugin_logger
-from mkdocs.structure.files import Files
+from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 from mkdocs.utils import get_relative_url
+from mkdocs_gallery.sorting import ExplicitOrder
 
 log = get_plugin_logger("gallery")
 GALLERY_LOGGER = "mkdocs.plugins.mkdocs-gallery"
@@ -84,6 +105,11 @@ class _Build:
         self.results = config_dir / settings.get("results", "benchmarks/results")
         # Inputs that change what an example computes without touching a file (quick mode).
         self.key_environment: list[str] = list(settings.get("key_environment", []))
+        self.order: list[str] = list(settings.get("order", []))
+        self.undeclared: dict[str, list[str]] = dict(settings.get("undeclared_requirements", {}))
+        self.project_dir = config_dir
+        # Example pages open with a header made from their docstring (see gallery_ext._header).
+        self.headers = bool(settings.get("headers", False))
 
     def key(self, example: Example) -> str:
         environment = [
@@ -138,6 +164,14 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     for library in build.libraries:
         for module in [m for m in sys.modules if m.split(".")[0] == library.name]:
             del sys.modules[module]
+    if build.order:
+        unlisted = sorted({e.name for e in build.examples} - set(build.order))
+        if unlisted:
+            raise PluginError(
+                f"gallery hooks: add {unlisted} to `extra.gallery.order` in mkdocs.yml (the "
+                "gallery index lists the examples in that reading order)."
+            )
+        conf["within_subsection_order"] = functools.partial(ExplicitOrder, build.order)
     conf["reset_modules"] = (*conf["reset_modules"], build.monitor.reset_module)
     conf["call_memory"] = build.monitor.call_memory
     logging.getLogger(GALLERY_LOGGER).addFilter(_drop_failures)
@@ -165,6 +199,7 @@ def on_pre_build(config: MkDocsConfig) -> None:
             record.key = build.key(example)
         if measure is not None:
             record.seconds, record.peak_mb = measure.seconds, measure.peak_mb
+            record.machine = machine_description()
     build.state.save()
     _write_if_changed(build.times_page, _times_markdown(build, failures))
     if not failures:
@@ -196,20 +231,33 @@ def on_build_error(error: Exception) -> None:
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
-    """Drop mkdocs-gallery's reST execution-times pages: the times page replaces them."""
+    """Drop mkdocs-gallery's execution-times pages (the times page replaces them); add the
+    package's source archive that the examples' install lines name."""
     for file in list(files):
         if posixpath.basename(file.src_uri) == "mg_execution_times.md":
             files.remove(file)
+    build = _require_build()
+    for library in build.libraries if build.headers else []:
+        name = _source_archive_name(library.name)
+        content = source_archive(library.name, name.removesuffix(".zip"), build.project_dir)
+        files.append(File.generated(config, f"downloads/{name}", content=content))
     return files
 
 
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
-    """Render measured figures; end each `::: package.Name` entry with the examples using it."""
+    """Render measured figures and example headers; end each `::: package.Name` entry with the
+    examples using it."""
     build = _require_build()
     try:
         markdown = render_figures(markdown, build.results)
     except FigureError as error:
         raise PluginError(f"{page.file.src_uri}: {error}") from error
+    example = build.by_page.get(page.file.src_uri)
+    if example is not None:
+        return _example_page(build, example, markdown, page)
+    index = any(page.file.src_uri == _index_page(build, example) for example in build.examples)
+    if index and build.headers:
+        return _gallery_index(build, markdown)
     if ":::" not in markdown:
         return markdown
 
@@ -254,6 +302,78 @@ def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -
         return None
 
     return link_code_names(html, resolve)
+
+
+def _example_page(build: _Build, example: Example, markdown: str, page: Page) -> str:
+    source = example.source.read_text()
+    images = example.generated.parent / "images"
+
+    def full_size(src: str) -> str:
+        high = Path(src).with_name(Path(src).stem + "_2_0x.png").as_posix()
+        return high if (images / Path(high).name).is_file() else src
+
+    if not build.headers:
+        return render_example_page(markdown, None, full_size)
+    try:
+        intro = parse_intro(source, example.name)
+    except IntroError as error:
+        raise PluginError(str(error)) from error
+    record = build.state.get(example)
+    number = thumbnail_number(source)
+    result = f"mkd_glr_{example.source.stem}_{number:03d}.png"
+    library = build.libraries[0].name
+    archive = _source_archive_name(library)
+    depth = len(Path(example.page).parent.parts)
+    header = Header(
+        intro=intro,
+        script=example.name,
+        install=install_line(source, archive, _library_distributions(build), build.undeclared),
+        library_download="../" * depth + f"downloads/{archive}",
+        seconds=record.seconds,
+        peak_mb=record.peak_mb,
+        machine=record.machine,
+        result_image=f"images/{result}" if (images / result).is_file() else None,
+        result_full_size=full_size(f"images/{result}"),
+    )
+    return render_example_page(markdown, header_markdown(header), full_size)
+
+
+def _gallery_index(build: _Build, markdown: str) -> str:
+    cards = {}
+    for example in build.examples:
+        intro = parse_intro(example.source.read_text(), example.name)
+        cards[example.source.stem] = (intro.summary, build.state.get(example).seconds)
+    return gallery_index(markdown, cards)
+
+
+def _library_distributions(build: _Build) -> set[str]:
+    """What installing the documented packages installs."""
+    installed: set[str] = set()
+    for library in build.libraries:
+        for dist in _distributions_of(library.name):
+            installed |= required_distributions(dist)
+    return installed
+
+
+def _index_page(build: _Build, example: Example) -> str:
+    return posixpath.join(posixpath.dirname(example.page), "index.md")
+
+
+@functools.cache
+def _distributions_of(package: str) -> tuple[str, ...]:
+    import importlib.metadata
+
+    return tuple(importlib.metadata.packages_distributions().get(package, [package]))
+
+
+def _version(distribution: str) -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version(distribution)
+
+
+def _source_archive_name(package: str) -> str:
+    return f"{package}-{_version(_distributions_of(package)[0])}.zip"
 
 
 def _times_markdown(build: _Build, failures: dict[Example, str]) -> str:
