@@ -171,6 +171,11 @@ _READ_PAGE = """() => {
         math: math.length,
         math_typeset: math.filter(e => e.querySelector(".katex:not(.katex-error)")).length,
         math_errors: [...article.querySelectorAll(".katex-error")].map(e => e.textContent),
+        // Cells of the API tables (parameters, returns, raises) that reach past the screen's
+        // edge, hidden behind the table's own sideways scroll.
+        cells_cut: [...article.querySelectorAll(".doc-contents tr.doc-section-item > td")]
+            .filter(td => td.getBoundingClientRect().right > document.documentElement.clientWidth)
+            .map(td => td.textContent.trim().slice(0, 60)),
         page_width: document.documentElement.scrollWidth,
         viewport_width: document.documentElement.clientWidth,
     };
@@ -190,8 +195,8 @@ def _read(page: object) -> dict:
 @pytest.mark.parametrize("path", _pages_to_check() + GUIDE_PAGES)
 def test_page_reads_well_offline(served_site: str, browser: object, path: str, width: int) -> None:
     """At a laptop's and a phone's width: no raw TeX or Markdown table left in the text, all
-    math typeset, no docstring example inside a paragraph, nothing wider than the screen, and
-    no request to another host."""
+    math typeset, no docstring example inside a paragraph, every column of the API tables on
+    screen, nothing wider than the screen, and no request to another host."""
     page, outside = _open_offline(browser, served_site, width=width)
     try:
         response = page.goto(served_site + path, wait_until="networkidle")  # type: ignore[attr-defined]
@@ -210,6 +215,7 @@ def test_page_reads_well_offline(served_site: str, browser: object, path: str, w
         assert not seen["prose_examples"], (
             f"{path}: docstring examples rendered as prose: {seen['prose_examples']}"
         )
+    assert not seen["cells_cut"], f"{path} at {width} px: table cells cut off: {seen['cells_cut']}"
     assert seen["page_width"] <= seen["viewport_width"], (
         f"{path} at {width} px scrolls sideways: {seen['page_width']} px wide"
     )
