@@ -25,6 +25,11 @@ $(VENV)/.installed: requirements/lock.txt pyproject.toml
 
 # The site's math and diagram renderers (KaTeX, Mermaid), served by the site itself.
 node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		echo "Installing Debian's npm"; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq npm; \
+	}
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
