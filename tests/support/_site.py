@@ -52,4 +52,6 @@ def copy_project(dest: Path) -> Path:
     shutil.copytree(ROOT / "tools", dest / "tools", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "benchmarks" / "results", dest / "benchmarks" / "results")
     (dest / "src").symlink_to(ROOT / "src")
+    # The site's KaTeX and Mermaid (tools/site_assets.py), installed by `make env`.
+    (dest / "node_modules").symlink_to(ROOT / "node_modules")
     return dest
