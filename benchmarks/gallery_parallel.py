@@ -277,6 +277,8 @@ def real(args: argparse.Namespace, numbers: dict[str, float | int | None]) -> st
             # pyproject.toml and README.md go into the source archive the example pages offer.
             for name in ("mkdocs.yml", "pyproject.toml", "README.md"):
                 shutil.copy2(ROOT / name, project / name)
+            # The site's KaTeX and Mermaid (tools/site_assets.py), installed by `make env`.
+            (project / "node_modules").symlink_to(ROOT / "node_modules")
         for jobs in (1, 2):
             env = dict(
                 os.environ,
