@@ -35,7 +35,6 @@ import argparse
 import difflib
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -44,10 +43,10 @@ import textwrap
 import time
 from pathlib import Path
 
+from _common import ROOT, copy_site_project
 from _results import RESULTS as RESULTS_DIR
 from _results import save_results
 
-ROOT = Path(__file__).resolve().parents[1]
 FRACTIONS = (0.5, 0.75, 1.0, 1.25, 0.5, 0.75, 1.0, 1.25)
 KINDS = ("sleep", "cpu")
 
@@ -266,19 +265,7 @@ def real(args: argparse.Namespace, numbers: dict[str, float | int | None]) -> st
     with tempfile.TemporaryDirectory() as tmp:
         projects = {}
         for jobs in (1, 2):
-            project = projects[jobs] = Path(tmp) / f"jobs{jobs}"
-            for name in ("docs", "examples", "src", "tools"):
-                shutil.copytree(
-                    ROOT / name,
-                    project / name,
-                    ignore=shutil.ignore_patterns("generated", "__pycache__", "*.egg-info"),
-                )
-            shutil.copytree(ROOT / "benchmarks" / "results", project / "benchmarks" / "results")
-            # pyproject.toml and README.md go into the source archive the example pages offer.
-            for name in ("mkdocs.yml", "pyproject.toml", "README.md"):
-                shutil.copy2(ROOT / name, project / name)
-            # The site's KaTeX and Mermaid (tools/site_assets.py), installed by `make env`.
-            (project / "node_modules").symlink_to(ROOT / "node_modules")
+            projects[jobs] = copy_site_project(Path(tmp) / f"jobs{jobs}")
         for jobs in (1, 2):
             env = dict(
                 os.environ,
