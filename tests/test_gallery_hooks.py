@@ -165,8 +165,9 @@ def tiny_env(root: Path, **extra: str) -> dict[str, str]:
     defaults = {
         "PYTHONPATH": str(root / "src"),
         "RUN_LOG": str(root / "runs.log"),
-        # The result cache of each project is its own (never the user's ~/.cache).
+        # The result cache of each project is its own (never the user's ~/.cache), and on.
         "GALLERY_CACHE": str(root / "cache"),
+        "GALLERY_RESULT_CACHE": "1",
     }
     return quick_env(**{**defaults, **extra})
 
