@@ -46,6 +46,20 @@ def smoke_runs(results: Path) -> dict[str, tuple[list[str], str]]:
             "sorted speed-up",
         ),
         "gallery_rebuild.py": (["--help"], "--quick"),
+        "gallery_parallel.py": (  # the synthetic gallery only, with tiny examples
+            [
+                "--seconds",
+                "0.4",
+                "--jobs",
+                "1",
+                "2",
+                "--rounds",
+                "1",
+                "--results",
+                str(results / "gallery_parallel.json"),
+            ],
+            "| 8 cpu",
+        ),
     }
 
 
@@ -73,6 +87,7 @@ RECORDS = {
     "bench_flax_cnn.py": ("flax_cnn", "jax_step_ratio"),
     "bench_compile_cache.py": ("cache", "cnn_warm_over_cold"),
     "bench_text_features.py": ("text", "sorted_speedup"),
+    "gallery_parallel.py": ("gallery_parallel", "sleep_jobs2_ratio"),
 }
 
 
