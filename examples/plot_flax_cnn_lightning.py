@@ -30,8 +30,6 @@ from the dataset's mirror.
    and save them.
 """
 
-# mkdocs_gallery_thumbnail_number = 1
-
 # %%
 # ## Settings
 #
@@ -98,6 +96,7 @@ import torch
 
 from gallery_lib import enable_compile_cache, example_config
 
+# mkdocs_gallery_thumbnail_number = 1
 config = example_config(
     Config, quick={"epochs": 1, "train_size": 1024, "test_size": 500, "speed_steps": 10}
 )

@@ -28,9 +28,6 @@ Two models can be chosen (`--model`):
   are cached on disk), and Lightning trains the embeddings and one linear layer on top.
 """
 
-
-# mkdocs_gallery_thumbnail_number = 2
-
 # %%
 # ## Settings
 #
@@ -99,6 +96,7 @@ import torch
 
 from gallery_lib import example_config
 
+# mkdocs_gallery_thumbnail_number = 2
 config = example_config(Config, quick={"subset": 800, "epochs": 4})
 torch.set_num_threads(config.threads)
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # after importing it

@@ -113,6 +113,10 @@ def test_example_pages_open_with_the_header(built_site: Path) -> None:
         assert "Click <a" not in article, f"{page}: mkdocs-gallery's note is back"
         assert article.index("<h1") < article.index("gallery-header__summary")
         assert "What you will learn" in article and "Prerequisites." in article
+        empty = re.search(
+            r"<pre><span></span><code>(<a [^>]*></a>|<span[^>]*>)*\s*(</span>)*</code>", article
+        )
+        assert empty is None, f"{page}: an empty code block (a cell of config comments only?)"
         text = re.sub(r"<[^>]+>", "", article)
         install = re.search(r"pip install \./gallery_lib-[\d.]+\.zip", text)
         assert install, f"{page}: no install line"
