@@ -3,21 +3,31 @@
 
 A convolutional network written in [flax](https://flax.readthedocs.io) learns to classify
 [Fashion-MNIST](https://github.com/zalandoresearch/fashion-mnist) clothes, trained by
-Lightning's `Trainer` in two ways that go deeper and deeper into Jax:
+Lightning's `Trainer`. It goes deeper into Jax in two steps: first only the network is Jax,
+then the whole training step is one jitted Jax function.
 
-1. **A Jax network in a Lightning loop.** The flax CNN is wrapped by
-   [`FlaxModule`][gallery_lib.FlaxModule] into a `torch.nn.Module`. The loss
-   (`F.cross_entropy`), the optimizer (`torch.optim.Adam`) and the learning-rate schedule
-   (`OneCycleLR`) are torch; the forward and backward passes of the network run as jitted Jax
-   functions. The `LightningModule` is the one you would write for any torch network.
+## What you will learn
+
+- how [`FlaxModule`][gallery_lib.FlaxModule] wraps a flax network into a `torch.nn.Module`
+  that Lightning trains like any other
+- how to run a whole Jax training step (forward, backward, optax update) inside Lightning
+  with manual optimization
+- how to check accuracy against a target and speed against the same CNN in plain torch
+- what Lightning still gives a Jax model: its loop, logging, checkpoints and DDP
+
+## Prerequisites
+
+The first-steps page, and a `LightningModule` you have written before. The Fashion-MNIST
+files come from the Debian package `dataset-fashion-mnist` (`make env` installs it), else
+from the dataset's mirror.
+
+1. **A Jax network in a Lightning loop.** The loss (`F.cross_entropy`), the optimizer
+   (`torch.optim.Adam`) and the learning-rate schedule (`OneCycleLR`) are torch; the forward
+   and backward passes of the network run as jitted Jax functions.
 2. **The whole step in Jax.** With Lightning's *manual optimization*, forward, backward and
    the [optax](https://optax.readthedocs.io) Adam update are one jitted Jax function; the
    parameters are still torch `Parameter`s, so Lightning's model summary and checkpoints see
    and save them.
-
-Both are trained for three epochs (the docs build gives each variant a budget of at most 60 s
-of CPU time) and their test accuracy is printed against a target, and a last section measures
-the training speed of both against the same CNN in plain torch.
 """
 
 # %%

@@ -1,15 +1,23 @@
 """
 # Reinforcement learning in Jax: PPO on gymnax, trained end to end
 
-Proximal Policy Optimization (PPO) learns a policy by alternating two phases: it *acts* in a
-batch of environments for a few hundred steps, then it *learns* from what it saw for a few
-passes over that batch, taking care not to move the policy too far from the one that
-collected the data. This example writes the whole algorithm in Jax (flax for the network,
-optax for the optimizer) as a `JaxModule`, and trains it with `JaxTrainer` on gymnax's
-`CartPole-v1`, whose physics is Jax code too. Because environment, policy and update are
-all Jax, the *entire* training run, thousands of environment steps and hundreds of gradient
-steps, compiles to one XLA program: no Python runs between two steps, and `jax.vmap` trains
-many seeds in a single call.
+Proximal Policy Optimization (PPO) learns a policy by acting in a batch of environments, then
+learning from what it saw without moving the policy too far from the one that collected it.
+This page writes the whole algorithm in Jax and trains it with `JaxTrainer` on gymnax's
+`CartPole-v1`, so the entire run compiles to one XLA program and many seeds train at once.
+
+## What you will learn
+
+- how a PPO agent splits into small Jax functions: rollout, advantages, loss, update
+- how to write a learning algorithm as a [`JaxModule`][gallery_lib.JaxModule]
+- how [`JaxTrainer`][gallery_lib.JaxTrainer] compiles a whole training run and keeps
+  Lightning's callbacks, loggers and checkpoints
+- how `fit_many` trains several seeds in one call with `jax.vmap`
+
+## Prerequisites
+
+The first-steps page (`jax.grad`), and the idea of a policy and a return in reinforcement
+learning. Environment, policy and update are all Jax code: no Python runs between two steps.
 """
 
 # mkdocs_gallery_thumbnail_number = 1

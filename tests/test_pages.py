@@ -6,8 +6,10 @@ import dataclasses
 import subprocess
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import pytest
+from annotated_types import Ge, Interval
 
 from gallery_lib import example_config, quick_mode
 
@@ -74,3 +76,38 @@ def test_script_help_lists_fields_with_their_docs(tmp_path: Path) -> None:
     assert result.stdout.strip() == "Config(epochs=7)"
     result = subprocess.run([*run, "--epochs", "x"], capture_output=True, text=True, check=False)
     assert result.returncode == 2
+
+
+@dataclasses.dataclass
+class Bounded:
+    total_steps: Annotated[int, Ge(1)] = 1000
+    """Environment steps."""
+    gamma: Annotated[float, Interval(gt=0, le=1)] = 0.99
+    """Discount factor."""
+
+
+def test_out_of_range_option_is_one_line_naming_the_option(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        example_config(Bounded, args=["--total-steps", "-5"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == "Bounded: error: --total-steps must be >= 1 (got -5)\n"
+
+
+def test_every_out_of_range_option_is_listed(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        example_config(Bounded, args=["--total-steps", "0", "--gamma", "1.5"])
+    err = capsys.readouterr().err
+    assert "--total-steps must be >= 1 (got 0)" in err
+    assert "--gamma must be > 0 and <= 1 (got 1.5)" in err
+
+
+def test_values_on_the_bounds_are_accepted() -> None:
+    assert example_config(Bounded, args=["--total-steps", "1", "--gamma", "1"]) == Bounded(1, 1.0)
+
+
+def test_out_of_range_default_is_a_bug_of_the_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GALLERY_QUICK", "1")
+    with pytest.raises(ValueError, match=r"--gamma must be > 0 and <= 1 \(got 0.0\)"):
+        example_config(Bounded, quick={"gamma": 0.0})

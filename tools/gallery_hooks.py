@@ -7,7 +7,12 @@
 - a run-time table page (time and peak memory of each example, the total);
 - a per-example timeout;
 - no absl `_LoggingTee` traceback at exit;
-- measured figures rendered from benchmark records: `{{ bench:ppo.equal_ratio:.3f }}`.
+- measured figures rendered from benchmark records: `{{ bench:ppo.equal_ratio:.3f }}`;
+- each example page opens with a header generated from its script (summary, what it teaches,
+  prerequisites, install line, last run, downloads, its result figure), its figures link to a
+  full-size version and its printed output reads as plain text;
+- the gallery index lists the examples in reading order, with plain-text hover text and run
+  times, and the site serves the package's source archive that the install lines name.
 
 The logic lives in the `gallery_ext` package beside this file; this module only wires it to
 mkdocs events and to mkdocs-gallery's documented options (`doc_module`, `reset_modules`,
@@ -19,14 +24,21 @@ mkdocs events and to mkdocs-gallery's documented options (`doc_module`, `reset_m
         times_page: run-times.md       # written in the first gallery folder
         results: benchmarks/results    # benchmark records, relative to mkdocs.yml
         key_environment: [GALLERY_QUICK]  # variables whose values change what examples compute
+        order: [plot_a.py, plot_b.py]  # the gallery index's reading order (every example)
+        undeclared_requirements: {gymnax: [six]}  # what a distribution imports undeclared
 """
 
 from __future__ import annotations
 
+import functools
+import io
 import logging
 import os
 import posixpath
+import re
 import sys
+import zipfile
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +48,8 @@ from gallery_ext import (
     ExampleCard,
     ExampleMonitor,
     FigureError,
+    Header,
+    IntroError,
     Library,
     State,
     TimeRow,
@@ -43,17 +57,25 @@ from gallery_ext import (
     collect_examples,
     dependency_key,
     example_usage,
+    header_markdown,
     link_code_names,
+    machine_description,
+    parse_intro,
+    render_example_page,
     render_figures,
+    required_distributions,
+    third_party_distributions,
+    thumbnail_number,
     times_table,
     used_in_gallery,
 )
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority, get_plugin_logger
-from mkdocs.structure.files import Files
+from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 from mkdocs.utils import get_relative_url
+from mkdocs_gallery.sorting import ExplicitOrder
 
 log = get_plugin_logger("gallery")
 GALLERY_LOGGER = "mkdocs.plugins.mkdocs-gallery"
@@ -84,6 +106,9 @@ class _Build:
         self.results = config_dir / settings.get("results", "benchmarks/results")
         # Inputs that change what an example computes without touching a file (quick mode).
         self.key_environment: list[str] = list(settings.get("key_environment", []))
+        self.order: list[str] = list(settings.get("order", []))
+        self.undeclared: dict[str, list[str]] = dict(settings.get("undeclared_requirements", {}))
+        self.project_dir = config_dir
 
     def key(self, example: Example) -> str:
         environment = [
@@ -138,6 +163,14 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     for library in build.libraries:
         for module in [m for m in sys.modules if m.split(".")[0] == library.name]:
             del sys.modules[module]
+    if build.order:
+        unlisted = sorted({e.name for e in build.examples} - set(build.order))
+        if unlisted:
+            raise PluginError(
+                f"gallery hooks: add {unlisted} to `extra.gallery.order` in mkdocs.yml (the "
+                "gallery index lists the examples in that reading order)."
+            )
+        conf["within_subsection_order"] = functools.partial(ExplicitOrder, build.order)
     conf["reset_modules"] = (*conf["reset_modules"], build.monitor.reset_module)
     conf["call_memory"] = build.monitor.call_memory
     logging.getLogger(GALLERY_LOGGER).addFilter(_drop_failures)
@@ -165,6 +198,7 @@ def on_pre_build(config: MkDocsConfig) -> None:
             record.key = build.key(example)
         if measure is not None:
             record.seconds, record.peak_mb = measure.seconds, measure.peak_mb
+            record.machine = machine_description()
     build.state.save()
     _write_if_changed(build.times_page, _times_markdown(build, failures))
     if not failures:
@@ -196,20 +230,31 @@ def on_build_error(error: Exception) -> None:
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
-    """Drop mkdocs-gallery's reST execution-times pages: the times page replaces them."""
+    """Drop mkdocs-gallery's execution-times pages (the times page replaces them); add the
+    package's source archive that the examples' install lines name."""
     for file in list(files):
         if posixpath.basename(file.src_uri) == "mg_execution_times.md":
             files.remove(file)
+    build = _require_build()
+    for library in build.libraries:
+        name, content = _source_archive(library.name, build.project_dir)
+        files.append(File.generated(config, f"downloads/{name}", content=content))
     return files
 
 
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
-    """Render measured figures; end each `::: package.Name` entry with the examples using it."""
+    """Render measured figures and example headers; end each `::: package.Name` entry with the
+    examples using it."""
     build = _require_build()
     try:
         markdown = render_figures(markdown, build.results)
     except FigureError as error:
         raise PluginError(f"{page.file.src_uri}: {error}") from error
+    example = build.by_page.get(page.file.src_uri)
+    if example is not None:
+        return _example_page(build, example, markdown, page)
+    if any(page.file.src_uri == _index_page(build, example) for example in build.examples):
+        return _gallery_index(build, markdown)
     if ":::" not in markdown:
         return markdown
 
@@ -254,6 +299,136 @@ def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -
         return None
 
     return link_code_names(html, resolve)
+
+
+def _example_page(build: _Build, example: Example, markdown: str, page: Page) -> str:
+    source = example.source.read_text()
+    try:
+        intro = parse_intro(source, example.name)
+    except IntroError as error:
+        raise PluginError(str(error)) from error
+    record = build.state.get(example)
+    images = example.generated.parent / "images"
+    number = thumbnail_number(source)
+    result = f"mkd_glr_{example.source.stem}_{number:03d}.png"
+
+    def full_size(src: str) -> str:
+        high = Path(src).with_name(Path(src).stem + "_2_0x.png").as_posix()
+        return high if (images / Path(high).name).is_file() else src
+
+    library = build.libraries[0].name
+    archive = _source_archive_name(library)
+    depth = len(Path(example.page).parent.parts)
+    header = Header(
+        intro=intro,
+        script=example.name,
+        install=_install_line(build, source, archive),
+        library_download="../" * depth + f"downloads/{archive}",
+        seconds=record.seconds,
+        peak_mb=record.peak_mb,
+        machine=record.machine,
+        result_image=f"images/{result}" if (images / result).is_file() else None,
+        result_full_size=full_size(f"images/{result}"),
+    )
+    return render_example_page(markdown, header_markdown(header), full_size)
+
+
+def _install_line(build: _Build, source: str, archive: str) -> str:
+    """`pip install` the package's archive and the distributions the script imports besides."""
+    installed = set()
+    for library in build.libraries:
+        for dist in _distributions_of(library.name):
+            installed |= required_distributions(dist)
+    extra = third_party_distributions(source, exclude=installed)
+    for dist, _ in list(extra):
+        for name in build.undeclared.get(dist, []):
+            extra.append((name, _version(name)))
+    pins = " ".join(f"{dist}=={version}" for dist, version in sorted(set(extra)))
+    return f"pip install ./{archive} {pins}".rstrip()
+
+
+_CARD = re.compile(
+    r'<div class="mkd-glr-thumbcontainer" tooltip="[^"]*">(?P<body>.*?href="(?P<href>[^"]+)".*?)'
+    r"</span>\s*</a>",
+    re.DOTALL,
+)
+
+
+def _gallery_index(build: _Build, markdown: str) -> str:
+    """Cards in a grid, with the summary as plain hover text and the last run time."""
+    by_stem = {example.source.stem: example for example in build.examples}
+
+    def card(match: re.Match[str]) -> str:
+        example = by_stem.get(posixpath.basename(match["href"]))
+        if example is None:
+            return match[0]
+        summary = parse_intro(example.source.read_text(), example.name).summary
+        seconds = build.state.get(example).seconds
+        time = (
+            f'<span class="gallery-card__time">runs in {_short_duration(seconds)}</span>'
+            if seconds is not None
+            else ""
+        )
+        return (
+            f'<div class="mkd-glr-thumbcontainer" title="{html_escape(_plain_text(summary))}">'
+            f"{match['body']}</span>{time}</a>"
+        )
+
+    markdown = _CARD.sub(card, markdown)
+    first = markdown.find('<div class="mkd-glr-thumbcontainer"')
+    last = markdown.rfind('<div class="mkd-glr-thumbcontainer"')
+    if first < 0:
+        return markdown
+    end = markdown.index("\n</div>", last) + len("\n</div>")
+    return (
+        f'{markdown[:first]}<div class="gallery-cards">\n{markdown[first:end]}\n</div>'
+        f"{markdown[end:]}"
+    )
+
+
+def _index_page(build: _Build, example: Example) -> str:
+    return posixpath.join(posixpath.dirname(example.page), "index.md")
+
+
+def _plain_text(markdown: str) -> str:
+    """Markdown inline syntax removed: links keep their text, code its content."""
+    text = re.sub(r"\[([^\]]+)\]\([^)]*\)|\[([^\]]+)\]\[[^\]]*\]", r"\1\2", markdown)
+    return re.sub(r"[`*_]", "", text)
+
+
+def _short_duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 100 else f"{seconds / 60:.1f} min"
+
+
+@functools.cache
+def _distributions_of(package: str) -> tuple[str, ...]:
+    import importlib.metadata
+
+    return tuple(importlib.metadata.packages_distributions().get(package, [package]))
+
+
+def _version(distribution: str) -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version(distribution)
+
+
+def _source_archive_name(package: str) -> str:
+    return f"{package}-{_version(_distributions_of(package)[0])}.zip"
+
+
+def _source_archive(package: str, project_dir: Path) -> tuple[str, bytes]:
+    """A zip of the package's source tree that `pip install` builds (pyproject.toml at its top)."""
+    name = _source_archive_name(package)
+    top = name.removesuffix(".zip")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in ("pyproject.toml", "README.md"):
+            archive.write(project_dir / path, f"{top}/{path}")
+        for path in sorted((project_dir / "src" / package).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                archive.write(path, f"{top}/{path.relative_to(project_dir).as_posix()}")
+    return name, buffer.getvalue()
 
 
 def _times_markdown(build: _Build, failures: dict[Example, str]) -> str:

@@ -1,15 +1,17 @@
 """Page plumbing for example scripts: their configuration, quick mode, and reuse of their code."""
 
-from __future__ import annotations
-
 import ast
 import dataclasses
+import operator
 import os
 import sys
 import types
-from collections.abc import Mapping, Sequence
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+
+import annotated_types
 
 ConfigT = TypeVar("ConfigT")
 
@@ -81,6 +83,12 @@ def example_config(
     dataclass is a flag documented by its docstring. In the docs build or a notebook, the command
     line is never read.
 
+    A numeric field declares its valid range with
+    [annotated-types](https://github.com/annotated-types/annotated-types) constraints, for example
+    `epochs: Annotated[int, Ge(1)] = 3`. A command-line value outside the range stops the script
+    with one line naming the option and the range (exit status 2, as `argparse` does); a default
+    or quick value outside it is a bug of the example and raises `ValueError`.
+
     Args:
         config_cls: A dataclass whose fields are the example's settings.
         quick: Field values that replace the defaults in quick mode.
@@ -92,13 +100,17 @@ def example_config(
 
     Raises:
         TypeError: If `config_cls` is not a dataclass.
-        ValueError: If `quick` names a field that `config_cls` does not have.
+        ValueError: If `quick` names a field that `config_cls` does not have, or a default or
+            quick value is outside its field's range.
+        SystemExit: If a command-line value is outside its field's range (status 2).
 
     Examples:
         >>> import dataclasses
+        >>> from typing import Annotated
+        >>> from annotated_types import Ge
         >>> @dataclasses.dataclass
         ... class Config:
-        ...     epochs: int = 3
+        ...     epochs: Annotated[int, Ge(1)] = 3
         ...     '''Number of passes over the data.'''
         >>> example_config(Config, quick={"epochs": 1}, args=["--epochs", "5"])
         Config(epochs=5)
@@ -115,11 +127,93 @@ def example_config(
                 f"its fields are {sorted(names)}."
             )
         default = dataclasses.replace(default, **quick)
+    problems = range_errors(default)
+    if problems:
+        name = config_cls.__name__
+        raise ValueError(f"{name} has values outside their range: {'; '.join(problems)}.")
     if args is None and not _called_from_a_script(1):
         return default
     import tyro  # imported lazily: only scripts parse a command line
 
-    return tyro.cli(config_cls, default=default, args=args)
+    config = tyro.cli(config_cls, default=default, args=args)
+    problems = range_errors(config)
+    if problems:
+        prog = Path(sys.argv[0]).name if args is None else config_cls.__name__
+        print(f"{prog}: error: {'; '.join(problems)}", file=sys.stderr)
+        raise SystemExit(2)
+    return config
+
+
+_BOUNDS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
+    "gt": (">", operator.gt),
+    "ge": (">=", operator.ge),
+    "lt": ("<", operator.lt),
+    "le": ("<=", operator.le),
+}
+
+
+def _resolved_type(cls: type, field: dataclasses.Field) -> Any:
+    """The type of a dataclass field, evaluated when the class was defined under PEP 563."""
+    if not isinstance(field.type, str):
+        return field.type
+    try:
+        return typing.get_type_hints(cls, include_extras=True)[field.name]
+    except NameError as error:
+        raise TypeError(
+            f"The type of {cls.__name__}.{field.name} ({field.type!r}) cannot be evaluated: "
+            f"{error}. Import what it names at the top of the module that defines the class."
+        ) from error
+
+
+def range_errors(config: Any) -> list[str]:
+    """What is wrong with the values of a configuration dataclass, field by field.
+
+    A field's range is read from the `annotated-types` constraints of its `Annotated` type
+    (`Gt`, `Ge`, `Lt`, `Le`, `Interval`). Each message names the command-line option, the allowed
+    range and the value given.
+
+    Args:
+        config: An instance of a dataclass.
+
+    Returns:
+        One message per field whose value is outside its range; empty when every value is valid.
+
+    Examples:
+        >>> import dataclasses
+        >>> from typing import Annotated
+        >>> from annotated_types import Ge, Interval
+        >>> @dataclasses.dataclass
+        ... class Config:
+        ...     total_steps: Annotated[int, Ge(1)] = 1000
+        ...     gamma: Annotated[float, Interval(gt=0, le=1)] = 0.99
+        >>> range_errors(Config(total_steps=-5, gamma=0.99))
+        ['--total-steps must be >= 1 (got -5)']
+        >>> range_errors(Config(gamma=1.5))
+        ['--gamma must be > 0 and <= 1 (got 1.5)']
+    """
+    problems = []
+    for field in dataclasses.fields(config):
+        hint = _resolved_type(type(config), field)
+        if typing.get_origin(hint) is not typing.Annotated:
+            continue
+        constraints = []
+        for metadata in typing.get_args(hint)[1:]:
+            if isinstance(metadata, annotated_types.GroupedMetadata):  # Interval(gt=0, le=1)
+                constraints.extend(metadata)
+            elif isinstance(metadata, annotated_types.BaseMetadata):
+                constraints.append(metadata)
+        bounds = [
+            (symbol, check, getattr(constraint, name))
+            for constraint in constraints
+            for name, (symbol, check) in _BOUNDS.items()
+            if getattr(constraint, name, None) is not None
+        ]
+        value = getattr(config, field.name)
+        if bounds and not all(check(value, bound) for _, check, bound in bounds):
+            allowed = " and ".join(f"{symbol} {bound}" for symbol, _, bound in bounds)
+            option = "--" + field.name.replace("_", "-")
+            problems.append(f"{option} must be {allowed} (got {value})")
+    return problems
 
 
 _DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)

@@ -10,6 +10,18 @@ from ._figures import (
     python_prose,
     render_figures,
 )
+from ._header import (
+    Header,
+    Intro,
+    IntroError,
+    header_markdown,
+    machine_description,
+    parse_intro,
+    render_example_page,
+    required_distributions,
+    third_party_distributions,
+    thumbnail_number,
+)
 from ._imports import Library, Usage, dependency_key, example_usage
 from ._monitor import ExampleMonitor, ExampleTimeoutError, Measure
 from ._pages import (
@@ -29,6 +41,9 @@ __all__ = [
     "ExampleMonitor",
     "ExampleTimeoutError",
     "FigureError",
+    "Header",
+    "Intro",
+    "IntroError",
     "Library",
     "Measure",
     "Record",
@@ -40,10 +55,17 @@ __all__ = [
     "dependency_key",
     "example_usage",
     "hand_written_figures",
+    "header_markdown",
     "link_code_names",
+    "machine_description",
     "markdown_prose",
+    "parse_intro",
     "python_prose",
+    "render_example_page",
     "render_figures",
+    "required_distributions",
+    "third_party_distributions",
+    "thumbnail_number",
     "times_table",
     "used_in_gallery",
 ]

@@ -80,6 +80,8 @@ class Record:
     """Dependency key of its last successful run; None after a failure (it must run again)."""
     seconds: float | None = None
     peak_mb: float | None = None
+    machine: str | None = None
+    """The machine it last ran on, in words (shown in the page's header)."""
 
 
 class State:
