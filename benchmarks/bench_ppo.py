@@ -575,6 +575,139 @@ def envs_child(env_id: str, args) -> None:
     print("RESULT " + json.dumps(result))
 
 
+def per_step_randomness(ppo):
+    """The example's PPO with the textbook rollout: keys split and episodes reset at each step."""
+    import jax
+
+    class PerStepRandomness(ppo.PPO):
+        def get_batch(self, train_state, batch_idx):
+            env, env_params, stats = self.env, self.env_params, train_state.obs_stats
+            space = env.action_space(env_params)
+            step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+            def env_step(carry, _):
+                env_state, obs, rng = carry
+                rng, action_key, step_key = jax.random.split(rng, 3)
+                pi, _ = self.network.apply(train_state.params, self.observe(stats, obs))
+                shape = (self.num_envs, self.network.action_dim)
+                action = pi.sample(type(pi).noise(action_key, shape))
+                keys = jax.random.split(step_key, self.num_envs)
+                next_obs, env_state, reward, terminated, truncated, info = step(
+                    keys, env_state, ppo.to_env_action(space, action), env_params
+                )
+                final_obs = ppo.flat(info["final_observation"])
+                transition = ppo.Rollout(
+                    obs, action, reward, final_obs, terminated, terminated | truncated
+                )
+                return (env_state, ppo.flat(next_obs), rng), transition
+
+            rng, key = jax.random.split(train_state.rng)
+            carry = (train_state.env_state, train_state.obs, key)
+            (env_state, obs, _), raw = jax.lax.scan(env_step, carry, None, self.num_steps)
+            rollout = raw.replace(
+                obs=self.observe(stats, raw.obs), next_obs=self.observe(stats, raw.next_obs)
+            )
+            if self.normalize_observations:
+                stats = ppo.update_stats(stats, raw.obs)
+            return train_state.replace(
+                env_state=env_state,
+                obs=obs,
+                rng=rng,
+                obs_stats=stats,
+                env_steps=train_state.env_steps + self.batch_size,
+            ), rollout
+
+    return PerStepRandomness
+
+
+def per_leaf_adam(ppo):
+    """The example's PPO with Adam updating each weight matrix apart (no `optax.flatten`)."""
+    import optax
+
+    class PerLeafAdam(ppo.PPO):
+        def optimizer(self) -> optax.GradientTransformation:
+            hp = self.hparams
+            clip = optax.clip_by_global_norm(hp.max_grad_norm)
+            return optax.chain(clip, optax.adam(hp.learning_rate, eps=1e-5))
+
+    return PerLeafAdam
+
+
+def tricks_child(args) -> None:
+    """Each speed trick of the example taken out in turn, one core; print `RESULT {json}`."""
+    import dataclasses
+
+    import jax
+
+    from gallery_lib import example_definitions
+
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
+    ppo = load_example()
+    # A second copy of the page's definitions, whose update shuffles with jax's permutation.
+    permuting = example_definitions(ROOT / "examples" / "plot_jax_ppo.py", "ppo_permutation")
+    permuting.shuffled_indices = lambda key, n: jax.random.permutation(key, n)
+    run = QUICK if args.quick else FULL
+    config = run_config(ppo, run)
+
+    def fit_of(definitions, cls, level: int):
+        module, trainer = definitions.build(dataclasses.replace(config, xla_opt_level=level))
+        module = cls.create(module.env, module.env_params, config, config.eval_episodes)
+        return lambda seed: trainer.fit(module, jax.random.key(seed))[1]
+
+    level = args.xla_opt_level
+    fits = {
+        "example": fit_of(ppo, ppo.PPO, level),
+        "presampled": fit_of(ppo, per_step_randomness(ppo), level),
+        "sort_shuffle": fit_of(permuting, permuting.PPO, level),
+        "flat_adam": fit_of(ppo, per_leaf_adam(ppo), level),
+        "opt2": fit_of(ppo, ppo.PPO, 3),
+    }
+    firsts = {name: timed(fit, 0)[0] for name, fit in fits.items()}
+    walls: dict[str, list[float]] = {name: [] for name in fits}
+    for repeat in range(args.repeats):
+        names = list(fits) if repeat % 2 == 0 else list(reversed(fits))
+        for name in names:
+            walls[name].append(timed(fits[name], 1 + repeat)[0])
+    out = {"walls": walls, "compile": {n: firsts[n] - statistics.median(walls[n]) for n in fits}}
+    print("RESULT " + json.dumps(out))
+
+
+def tricks_report(args: argparse.Namespace, load: float) -> None:
+    """What each speed trick buys: the example's speed with it over without it."""
+    command = [sys.executable, __file__, "--child-tricks", "--repeats", str(args.repeats)]
+    command += ["--xla-opt-level", str(args.xla_opt_level)] + (["--quick"] if args.quick else [])
+    result = child_result(command, 1, args.timeout, "tricks")
+    walls, compile_s = result["walls"], result["compile"]
+    labels = {
+        "presampled": "rollout randomness drawn before the loop (against keys split per step)",
+        "sort_shuffle": "sort-based shuffle (against jax.random.permutation)",
+        "flat_adam": "Adam over one flat vector (against one update per weight matrix)",
+        "opt2": f"LLVM -O{args.xla_opt_level} (against -O3)",
+    }
+    lines = [
+        "| trick | example / without it, steps/s, median (range) | compile (s), with / without |",
+        "|---|---|---|",
+    ]
+    numbers = {}
+    for name, label in labels.items():
+        # Each repeat's ratio: the same run time of the example over the variant's.
+        ratios = [w / e for e, w in zip(walls["example"], walls[name], strict=True)]
+        median = statistics.median(ratios)
+        lines.append(
+            f"| {label} | {median:.3f}x ({min(ratios):.3f}-{max(ratios):.3f}) | "
+            f"{compile_s['example']:.1f} / {compile_s[name]:.1f} |"
+        )
+        numbers.update({f"{name}_ratio": median, f"{name}_ratio_min": min(ratios)})
+        numbers[f"{name}_ratio_max"] = max(ratios)
+    numbers.update(
+        opt2_compile_s=compile_s["example"], opt3_compile_s=compile_s["opt2"], repeats=args.repeats
+    )
+    table = "\n".join(lines)
+    print(f"PPO CartPole-v1, one seed, one core, {args.repeats} repeats\n\n{table}")
+    path = save_results(Path(args.results), numbers, {"tricks": table}, load)
+    print(f"\nwritten to {path}")
+
+
 def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):,.1f} ± {statistics.pstdev(values):,.1f}"
 
@@ -862,15 +995,28 @@ def main() -> None:
         help="--envs: greedy episodes per seed that measure the final return",
     )
     parser.add_argument("--child", choices=["single", "many"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--tricks",
+        action="store_true",
+        help="instead: take each of the example's speed tricks out in turn (CartPole-v1)",
+    )
     parser.add_argument("--child-env", help=argparse.SUPPRESS)
+    parser.add_argument("--child-tricks", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     run = QUICK if args.quick else FULL
-    if args.envs and args.results == parser.get_default("results"):
-        args.results = str(RESULTS / "ppo_envs.json")
+    if args.results == parser.get_default("results"):
+        if args.envs:
+            args.results = str(RESULTS / "ppo_envs.json")
+        elif args.tricks:
+            args.results = str(RESULTS / "ppo_tricks.json")
     if args.compile_breakdown:
         compile_breakdown(args.repeats, run)
     elif args.child_env:
         envs_child(args.child_env, args)
+    elif args.child_tricks:
+        tricks_child(args)
+    elif args.tricks:
+        tricks_report(args, os.getloadavg()[0])
     elif args.child:
         child(args.child, run, args.repeats, args.xla_opt_level, args.eval_policy)
     elif args.envs:
