@@ -1,4 +1,4 @@
-"""PPO on gymnax CartPole-v1: the gallery example (through JaxTrainer) against rejax 0.1.3.
+"""PPO on gymnax classic control: the gallery example (JaxTrainer) against rejax 0.1.3.
 
 **Equal terms (the first table, the one the docs quote).** rejax is used as published; the
 example's PPO is configured from here to run rejax's algorithm (`RejaxAlgorithm`, a subclass
@@ -42,9 +42,29 @@ host devices, `JaxTrainer.fit_many` sharding them, against the example's one-see
 
 The run is written to `benchmarks/results/ppo.json` (`--results`), which the docs build reads.
 
+**Every classic-control preset (`--envs`).** For each environment, in its own process pinned
+to one core: (1) *learning*: `--seeds` seeds of the example with its preset (`fit_many`)
+and of rejax 0.1.3 with its published settings (`REJAX_CONFIGS`, copied from rejax's
+`configs/gymnax/*.yaml`; `jax.vmap(algo.train)`), each seed's final policy measured by the
+same `rejax.evaluate` on `--final-episodes` greedy episodes; the env steps each side trained
+(rejax's loop can train more than its `total_timesteps`, see `rejax_schedule`) and the env
+steps after which the seeds' mean first reached the preset's goal (each side's curve measured
+by the same evaluation); (2) *speed*: one seed each, the preset's settings on both sides (rejax
+given the same hyper-parameters, activation and observation normalization) and the same
+evaluation schedule, a compiling call then `--repeats` interleaved runs; the ratio of
+env steps per second, median and range. Written to `benchmarks/results/ppo_envs.json`.
+
+**The example's speed tricks (`--tricks`).** One seed of CartPole-v1 on one core, the example
+against itself with one trick taken out: the rollout's randomness drawn per step, the shuffle
+by `jax.random.permutation`, Adam per weight matrix, LLVM -O3. Written to
+`benchmarks/results/ppo_tricks.json`.
+
     PYTHONPATH=src .venv/bin/python benchmarks/bench_ppo.py
     PYTHONPATH=src .venv/bin/python benchmarks/bench_ppo.py --quick --results /tmp/ppo.json
     PYTHONPATH=src .venv/bin/python benchmarks/bench_ppo.py --compile-breakdown
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_ppo.py --envs CartPole-v1 Acrobot-v1 \\
+        MountainCar-v0 MountainCarContinuous-v0 Pendulum-v1 --repeats 3 --seeds 4
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_ppo.py --tricks --repeats 5
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ class Config(PPOSettings):
     """Seeds trained at once with jax.vmap."""
     table_seeds: Annotated[int, Ge(0)] = 2
     """Seeds per environment in the results table over all presets (0 skips the table)."""
-    table_budget: Annotated[float, Interval(gt=0, le=1)] = 1.0
+    table_budget: Annotated[float, Interval(gt=0, le=1)] = 0.2
     """Fraction of each preset's env-step budget that the results table trains for."""
     table_envs: tuple[str, ...] = ()
     """Environments of the results table (default: every preset)."""
@@ -1015,14 +1015,14 @@ plt.show()
 # %%
 # ## Every classic-control task, with its preset
 #
-# Each preset trained with `fit_many` on `table_seeds` seeds (a fraction `table_budget` of
-# its env-step budget; the docs build's quick mode trains each for a few thousand steps
-# only, so its returns are those of barely trained policies). Per environment: the final
-# mean evaluation return over the seeds with its standard deviation, the env steps after
-# which the seeds' mean first reached the goal, the env steps per second of a compiled run
-# of all seeds, and the compile time. `benchmarks/bench_ppo.py --envs` makes the full
-# table on more seeds, beside rejax with its published settings (last section). First,
-# the configuration of each row, and the summary of its learning curves.
+# A small-budget pass over all presets: each trained with `fit_many` on `table_seeds` seeds
+# for a fraction `table_budget` of its env-step budget (a fifth by default, to keep the
+# docs build short: the slow learners, Pendulum above all, are far from done; quick mode
+# trains Pendulum alone, for a few updates). Per environment: the final mean evaluation
+# return over the seeds with its standard deviation, the env steps after which the seeds'
+# mean first reached the goal, the env steps per second of a compiled run of all seeds, and
+# the compile time. `--table-budget 1` trains the full budgets; the next section gives
+# them beside rejax. First, the configuration of each row and the summary of its curves.
 import pandas as pd
 
 
@@ -1030,7 +1030,7 @@ def preset_config(env_id: str, base: Config) -> Config:
     """`env_id` with its preset, `base`'s evaluation settings and `table_budget`."""
     config = with_preset(dataclasses.replace(Config(), env_id=env_id), keep=set())
     steps = max(1, round(config.total_steps * base.table_budget))
-    evals = min(config.evals, base.evals)
+    evals = max(1, min(config.evals, base.evals, steps // (config.num_envs * config.num_steps)))
     return dataclasses.replace(
         config, total_steps=steps, evals=evals, eval_episodes=base.eval_episodes,
         xla_opt_level=base.xla_opt_level,
@@ -1125,6 +1125,59 @@ if "Pendulum-v1" in table_runs:
     print(f"Pendulum-v1 episode return {swing_return:.0f} over {len(swing)} steps")
     filmstrip("Pendulum-v1", swing).suptitle("Pendulum-v1: the greedy policy", y=1.05)
     plt.show()
+
+# %%
+# ## Against rejax, with the full budgets
+#
+# `benchmarks/bench_ppo.py --envs` trains each preset on
+# {{ bench:ppo_envs.seeds:.0f }} seeds and rejax 0.1.3 with its published settings on the
+# same seeds, and measures every final policy with the same evaluation
+# ({{ bench:ppo_envs.final_episodes:.0f }} greedy episodes per seed); its speed runs give
+# both sides the preset's settings and evaluation schedule, one seed on one core
+# (recorded {{ bench:ppo_envs.stamp }}; the whole table, with the env steps to each goal and
+# the compile times, is in `benchmarks/README.md`). Final mean return ± standard deviation
+# over the seeds:
+#
+# - **CartPole-v1**: the example
+#   {{ bench:ppo_envs.cartpole_example_return:.1f }} ±
+#   {{ bench:ppo_envs.cartpole_example_return_std:.1f }} after
+#   {{ bench:ppo_envs.cartpole_example_steps:,.0f }} env steps, rejax
+#   {{ bench:ppo_envs.cartpole_rejax_return:.1f }} ±
+#   {{ bench:ppo_envs.cartpole_rejax_return_std:.1f }} after
+#   {{ bench:ppo_envs.cartpole_rejax_steps:,.0f }}; env steps per second
+#   {{ bench:ppo_envs.cartpole_speed_ratio:.2f }}x rejax's;
+# - **Acrobot-v1**: the example
+#   {{ bench:ppo_envs.acrobot_example_return:.1f }} ±
+#   {{ bench:ppo_envs.acrobot_example_return_std:.1f }} after
+#   {{ bench:ppo_envs.acrobot_example_steps:,.0f }} env steps, rejax
+#   {{ bench:ppo_envs.acrobot_rejax_return:.1f }} ±
+#   {{ bench:ppo_envs.acrobot_rejax_return_std:.1f }} after
+#   {{ bench:ppo_envs.acrobot_rejax_steps:,.0f }}; env steps per second
+#   {{ bench:ppo_envs.acrobot_speed_ratio:.2f }}x rejax's;
+# - **MountainCar-v0**: the example
+#   {{ bench:ppo_envs.mountaincar_example_return:.1f }} ±
+#   {{ bench:ppo_envs.mountaincar_example_return_std:.1f }} after
+#   {{ bench:ppo_envs.mountaincar_example_steps:,.0f }} env steps, rejax
+#   {{ bench:ppo_envs.mountaincar_rejax_return:.1f }} ±
+#   {{ bench:ppo_envs.mountaincar_rejax_return_std:.1f }} after
+#   {{ bench:ppo_envs.mountaincar_rejax_steps:,.0f }}; env steps per second
+#   {{ bench:ppo_envs.mountaincar_speed_ratio:.2f }}x rejax's;
+# - **MountainCarContinuous-v0**: the example
+#   {{ bench:ppo_envs.mountaincar_continuous_example_return:.1f }} ±
+#   {{ bench:ppo_envs.mountaincar_continuous_example_return_std:.1f }} after
+#   {{ bench:ppo_envs.mountaincar_continuous_example_steps:,.0f }} env steps, rejax
+#   {{ bench:ppo_envs.mountaincar_continuous_rejax_return:.1f }} ±
+#   {{ bench:ppo_envs.mountaincar_continuous_rejax_return_std:.1f }} after
+#   {{ bench:ppo_envs.mountaincar_continuous_rejax_steps:,.0f }}; env steps per second
+#   {{ bench:ppo_envs.mountaincar_continuous_speed_ratio:.2f }}x rejax's;
+# - **Pendulum-v1**: the example
+#   {{ bench:ppo_envs.pendulum_example_return:.1f }} ±
+#   {{ bench:ppo_envs.pendulum_example_return_std:.1f }} after
+#   {{ bench:ppo_envs.pendulum_example_steps:,.0f }} env steps, rejax
+#   {{ bench:ppo_envs.pendulum_rejax_return:.1f }} ±
+#   {{ bench:ppo_envs.pendulum_rejax_return_std:.1f }} after
+#   {{ bench:ppo_envs.pendulum_rejax_steps:,.0f }}; env steps per second
+#   {{ bench:ppo_envs.pendulum_speed_ratio:.2f }}x rejax's;
 
 # %%
 # ## Where the speed comes from
