@@ -24,6 +24,7 @@ mkdocs events and to mkdocs-gallery's documented options (`doc_module`, `reset_m
         times_page: run-times.md       # written in the first gallery folder
         results: benchmarks/results    # benchmark records, relative to mkdocs.yml
         key_environment: [GALLERY_QUICK]  # variables whose values change what examples compute
+        headers: true                  # example pages open with a header made from the script
         order: [plot_a.py, plot_b.py]  # the gallery index's reading order (every example)
         undeclared_requirements: {gymnax: [six]}  # what a distribution imports undeclared
 """
@@ -31,14 +32,10 @@ mkdocs events and to mkdocs-gallery's documented options (`doc_module`, `reset_m
 from __future__ import annotations
 
 import functools
-import io
 import logging
 import os
 import posixpath
-import re
 import sys
-import zipfile
-from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +54,16 @@ from gallery_ext import (
     collect_examples,
     dependency_key,
     example_usage,
+    gallery_index,
     header_markdown,
+    install_line,
     link_code_names,
     machine_description,
     parse_intro,
     render_example_page,
     render_figures,
     required_distributions,
-    third_party_distributions,
+    source_archive,
     thumbnail_number,
     times_table,
     used_in_gallery,
@@ -109,6 +108,8 @@ class _Build:
         self.order: list[str] = list(settings.get("order", []))
         self.undeclared: dict[str, list[str]] = dict(settings.get("undeclared_requirements", {}))
         self.project_dir = config_dir
+        # Example pages open with a header made from their docstring (see gallery_ext._header).
+        self.headers = bool(settings.get("headers", False))
 
     def key(self, example: Example) -> str:
         environment = [
@@ -236,8 +237,9 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         if posixpath.basename(file.src_uri) == "mg_execution_times.md":
             files.remove(file)
     build = _require_build()
-    for library in build.libraries:
-        name, content = _source_archive(library.name, build.project_dir)
+    for library in build.libraries if build.headers else []:
+        name = _source_archive_name(library.name)
+        content = source_archive(library.name, name.removesuffix(".zip"), build.project_dir)
         files.append(File.generated(config, f"downloads/{name}", content=content))
     return files
 
@@ -253,7 +255,8 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
     example = build.by_page.get(page.file.src_uri)
     if example is not None:
         return _example_page(build, example, markdown, page)
-    if any(page.file.src_uri == _index_page(build, example) for example in build.examples):
+    index = any(page.file.src_uri == _index_page(build, example) for example in build.examples)
+    if index and build.headers:
         return _gallery_index(build, markdown)
     if ":::" not in markdown:
         return markdown
@@ -303,26 +306,28 @@ def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -
 
 def _example_page(build: _Build, example: Example, markdown: str, page: Page) -> str:
     source = example.source.read_text()
-    try:
-        intro = parse_intro(source, example.name)
-    except IntroError as error:
-        raise PluginError(str(error)) from error
-    record = build.state.get(example)
     images = example.generated.parent / "images"
-    number = thumbnail_number(source)
-    result = f"mkd_glr_{example.source.stem}_{number:03d}.png"
 
     def full_size(src: str) -> str:
         high = Path(src).with_name(Path(src).stem + "_2_0x.png").as_posix()
         return high if (images / Path(high).name).is_file() else src
 
+    if not build.headers:
+        return render_example_page(markdown, None, full_size)
+    try:
+        intro = parse_intro(source, example.name)
+    except IntroError as error:
+        raise PluginError(str(error)) from error
+    record = build.state.get(example)
+    number = thumbnail_number(source)
+    result = f"mkd_glr_{example.source.stem}_{number:03d}.png"
     library = build.libraries[0].name
     archive = _source_archive_name(library)
     depth = len(Path(example.page).parent.parts)
     header = Header(
         intro=intro,
         script=example.name,
-        install=_install_line(build, source, archive),
+        install=install_line(source, archive, _library_distributions(build), build.undeclared),
         library_download="../" * depth + f"downloads/{archive}",
         seconds=record.seconds,
         peak_mb=record.peak_mb,
@@ -333,71 +338,25 @@ def _example_page(build: _Build, example: Example, markdown: str, page: Page) ->
     return render_example_page(markdown, header_markdown(header), full_size)
 
 
-def _install_line(build: _Build, source: str, archive: str) -> str:
-    """`pip install` the package's archive and the distributions the script imports besides."""
-    installed = set()
+def _gallery_index(build: _Build, markdown: str) -> str:
+    cards = {}
+    for example in build.examples:
+        intro = parse_intro(example.source.read_text(), example.name)
+        cards[example.source.stem] = (intro.summary, build.state.get(example).seconds)
+    return gallery_index(markdown, cards)
+
+
+def _library_distributions(build: _Build) -> set[str]:
+    """What installing the documented packages installs."""
+    installed: set[str] = set()
     for library in build.libraries:
         for dist in _distributions_of(library.name):
             installed |= required_distributions(dist)
-    extra = third_party_distributions(source, exclude=installed)
-    for dist, _ in list(extra):
-        for name in build.undeclared.get(dist, []):
-            extra.append((name, _version(name)))
-    pins = " ".join(f"{dist}=={version}" for dist, version in sorted(set(extra)))
-    return f"pip install ./{archive} {pins}".rstrip()
-
-
-_CARD = re.compile(
-    r'<div class="mkd-glr-thumbcontainer" tooltip="[^"]*">(?P<body>.*?href="(?P<href>[^"]+)".*?)'
-    r"</span>\s*</a>",
-    re.DOTALL,
-)
-
-
-def _gallery_index(build: _Build, markdown: str) -> str:
-    """Cards in a grid, with the summary as plain hover text and the last run time."""
-    by_stem = {example.source.stem: example for example in build.examples}
-
-    def card(match: re.Match[str]) -> str:
-        example = by_stem.get(posixpath.basename(match["href"]))
-        if example is None:
-            return match[0]
-        summary = parse_intro(example.source.read_text(), example.name).summary
-        seconds = build.state.get(example).seconds
-        time = (
-            f'<span class="gallery-card__time">runs in {_short_duration(seconds)}</span>'
-            if seconds is not None
-            else ""
-        )
-        return (
-            f'<div class="mkd-glr-thumbcontainer" title="{html_escape(_plain_text(summary))}">'
-            f"{match['body']}</span>{time}</a>"
-        )
-
-    markdown = _CARD.sub(card, markdown)
-    first = markdown.find('<div class="mkd-glr-thumbcontainer"')
-    last = markdown.rfind('<div class="mkd-glr-thumbcontainer"')
-    if first < 0:
-        return markdown
-    end = markdown.index("\n</div>", last) + len("\n</div>")
-    return (
-        f'{markdown[:first]}<div class="gallery-cards">\n{markdown[first:end]}\n</div>'
-        f"{markdown[end:]}"
-    )
+    return installed
 
 
 def _index_page(build: _Build, example: Example) -> str:
     return posixpath.join(posixpath.dirname(example.page), "index.md")
-
-
-def _plain_text(markdown: str) -> str:
-    """Markdown inline syntax removed: links keep their text, code its content."""
-    text = re.sub(r"\[([^\]]+)\]\([^)]*\)|\[([^\]]+)\]\[[^\]]*\]", r"\1\2", markdown)
-    return re.sub(r"[`*_]", "", text)
-
-
-def _short_duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 100 else f"{seconds / 60:.1f} min"
 
 
 @functools.cache
@@ -415,20 +374,6 @@ def _version(distribution: str) -> str:
 
 def _source_archive_name(package: str) -> str:
     return f"{package}-{_version(_distributions_of(package)[0])}.zip"
-
-
-def _source_archive(package: str, project_dir: Path) -> tuple[str, bytes]:
-    """A zip of the package's source tree that `pip install` builds (pyproject.toml at its top)."""
-    name = _source_archive_name(package)
-    top = name.removesuffix(".zip")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in ("pyproject.toml", "README.md"):
-            archive.write(project_dir / path, f"{top}/{path}")
-        for path in sorted((project_dir / "src" / package).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                archive.write(path, f"{top}/{path.relative_to(project_dir).as_posix()}")
-    return name, buffer.getvalue()
 
 
 def _times_markdown(build: _Build, failures: dict[Example, str]) -> str:

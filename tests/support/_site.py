@@ -44,10 +44,14 @@ def build_site(project: Path, site: Path) -> subprocess.CompletedProcess[str]:
 def copy_project(dest: Path) -> Path:
     """Copy what the site is built from into `dest`, leaving the checkout's caches alone."""
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(ROOT / "mkdocs.yml", dest / "mkdocs.yml")
+    # pyproject.toml and README.md go into the source archive the example pages offer.
+    for name in ("mkdocs.yml", "pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, dest / name)
     shutil.copytree(ROOT / "docs", dest / "docs", ignore=shutil.ignore_patterns("generated"))
     shutil.copytree(ROOT / "examples", dest / "examples")
     shutil.copytree(ROOT / "tools", dest / "tools", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "benchmarks" / "results", dest / "benchmarks" / "results")
     (dest / "src").symlink_to(ROOT / "src")
+    # The site's KaTeX and Mermaid (tools/site_assets.py), installed by `make env`.
+    (dest / "node_modules").symlink_to(ROOT / "node_modules")
     return dest
