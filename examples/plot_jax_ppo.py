@@ -952,6 +952,7 @@ if config.solved_return is not None:
     ax.axhline(config.solved_return, color="gray", ls="--", label="goal")
 ax.set(xlabel="environment steps", ylabel="mean evaluation return", title=f"PPO on {config.env_id}")
 ax.legend(fontsize=12)
+fig.tight_layout()
 plt.show()
 
 # %%
@@ -1008,15 +1009,17 @@ def draw_state(ax: plt.Axes, env_id: str, obs: np.ndarray) -> None:
     ax.set(xticks=[], yticks=[])
 
 
-def filmstrip(env_id: str, observations: np.ndarray, frames: int = 6) -> plt.Figure:
-    fig, axes = plt.subplots(1, frames, figsize=(7, 1.9))
+def filmstrip(env_id: str, observations: np.ndarray, title: str, frames: int = 6) -> plt.Figure:
+    fig, axes = plt.subplots(1, frames, figsize=(7, 2.3))
+    fig.suptitle(title)
     for ax, t in zip(axes, np.linspace(0, len(observations) - 1, frames).astype(int), strict=True):
         draw_state(ax, env_id, observations[t])
         ax.set_title(f"t={t}", fontsize=12)
+    fig.tight_layout()
     return fig
 
 
-filmstrip(config.env_id, observations).suptitle(f"{config.env_id}: the greedy policy", y=1.05)
+filmstrip(config.env_id, observations, f"{config.env_id}: the greedy policy")
 plt.show()
 
 # %%
@@ -1095,7 +1098,7 @@ for env_id in (config.table_envs or presets()) if config.table_seeds else []:
     steps, returns = np.asarray(metrics["env_steps"][0]), np.asarray(metrics["eval_return"])
     table_rows[env_id] = learning_summary(steps, returns, table_config.solved_return) | costs
     table_curves[env_id], table_runs[env_id] = (steps, returns), (table_module, states)
-results = pd.DataFrame.from_dict(table_rows, orient="index").round(1)
+results = pd.DataFrame.from_dict(table_rows, orient="index").astype(float).round(1)
 print("final mean returns:", {env: round(row["final return"]) for env, row in table_rows.items()})
 results  # noqa: B018
 
@@ -1138,7 +1141,7 @@ if "Pendulum-v1" in table_runs:
     first_seed = jax.tree.map(lambda leaf: leaf[0], pendulum_states)
     swing, swing_return = play_episode(pendulum, first_seed, jax.random.key(config.seed + 7))
     print(f"Pendulum-v1 episode return {swing_return:.0f} over {len(swing)} steps")
-    filmstrip("Pendulum-v1", swing).suptitle("Pendulum-v1: the greedy policy", y=1.05)
+    filmstrip("Pendulum-v1", swing, "Pendulum-v1: the greedy policy")
     plt.show()
 
 # %%
