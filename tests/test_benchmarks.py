@@ -42,6 +42,20 @@ def smoke_runs(results: Path) -> dict[str, tuple[list[str], str]]:
             "target cnn: warm / cold",
         ),
         "gallery_rebuild.py": (["--help"], "--quick"),
+        "gallery_parallel.py": (  # the synthetic gallery only, with tiny examples
+            [
+                "--seconds",
+                "0.4",
+                "--jobs",
+                "1",
+                "2",
+                "--rounds",
+                "1",
+                "--results",
+                str(results / "gallery_parallel.json"),
+            ],
+            "| 8 cpu",
+        ),
     }
 
 
@@ -68,6 +82,7 @@ RECORDS = {
     "bench_interop.py": ("interop", "wrapper_ratio"),
     "bench_flax_cnn.py": ("flax_cnn", "jax_step_ratio"),
     "bench_compile_cache.py": ("cache", "cnn_warm_over_cold"),
+    "gallery_parallel.py": ("gallery_parallel", "sleep_jobs2_ratio"),
 }
 
 

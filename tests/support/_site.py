@@ -18,6 +18,8 @@ def quick_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         GALLERY_QUICK="1",
+        # The tests execute the examples: results restored from the cache would not test them.
+        GALLERY_RESULT_CACHE="0",
         NO_MKDOCS_2_WARNING="1",
         OMP_NUM_THREADS="1",
         PYTHONWARNINGS="ignore::DeprecationWarning",
