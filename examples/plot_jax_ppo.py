@@ -13,14 +13,13 @@ This page writes the whole algorithm in Jax and trains it with `JaxTrainer` on g
 - how [`JaxTrainer`][gallery_lib.JaxTrainer] compiles a whole training run and keeps
   Lightning's callbacks, loggers and checkpoints
 - how `fit_many` trains several seeds in one call with `jax.vmap`
+- what continuous control adds: observation normalization, bounded actions, per-task settings
 
 ## Prerequisites
 
 The first-steps page (`jax.grad`), and the idea of a policy and a return in reinforcement
 learning. Environment, policy and update are all Jax code: no Python runs between two steps.
 """
-
-# mkdocs_gallery_thumbnail_number = 1
 
 # %%
 # ## The hyper-parameters of PPO
@@ -31,6 +30,7 @@ learning. Environment, policy and update are all Jax code: no Python runs betwee
 # rejax's published PPO settings for CartPole-v1 (five environments of 100 steps per update,
 # five epochs of five minibatches), which the environments without a preset of their own
 # (next cells) also run with.
+# mkdocs_gallery_thumbnail_number = 1
 import dataclasses
 from typing import Annotated, Literal
 
