@@ -30,11 +30,12 @@ learning. Environment, policy and update are all Jax code: no Python runs betwee
 # rejax's published PPO settings for CartPole-v1 (five environments of 100 steps per update,
 # five epochs of five minibatches), which the environments without a preset of their own
 # (next cells) also run with.
-# mkdocs_gallery_thumbnail_number = 1
 import dataclasses
 from typing import Annotated, Literal
 
 from annotated_types import Ge, Gt, Interval
+
+# mkdocs_gallery_thumbnail_number = 1
 
 
 @dataclasses.dataclass
