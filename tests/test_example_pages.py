@@ -117,6 +117,7 @@ def test_example_pages_open_with_the_header(built_site: Path) -> None:
             r"<pre><span></span><code>(<a [^>]*></a>|<span[^>]*>)*\s*(</span>)*</code>", article
         )
         assert empty is None, f"{page}: an empty code block (a cell of config comments only?)"
+        assert "mkdocs_gallery_" not in article, f"{page}: a config comment shows on the page"
         text = re.sub(r"<[^>]+>", "", article)
         install = re.search(r"pip install \./gallery_lib-[\d.]+\.zip", text)
         assert install, f"{page}: no install line"
