@@ -23,7 +23,17 @@ $(VENV)/.installed: requirements/lock.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-env: $(VENV)/.installed system-deps  ## Create .venv and install the Debian packages the examples need.
+# The site's math and diagram renderers (KaTeX, Mermaid), served by the site itself.
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		echo "Installing Debian's npm"; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq npm; \
+	}
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+env: $(VENV)/.installed node_modules/.installed system-deps  ## Create .venv, node_modules and install the Debian packages the examples need.
 
 system-deps:  ## Install the Debian packages (offline Fashion-MNIST, Chromium) when missing.
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -60,5 +70,5 @@ lock: $(VENV)/.installed  ## Re-pin requirements/lock.txt from the current envir
 	  echo "# Regenerate with: make lock"; \
 	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^gallery-lib'; } > requirements/lock.txt
 
-clean:  ## Remove the built site and the generated gallery (keeps .venv).
+clean:  ## Remove the built site and the generated gallery (keeps .venv and node_modules).
 	rm -rf site docs/generated

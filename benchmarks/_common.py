@@ -18,7 +18,31 @@ import os
 from pathlib import Path
 from typing import Any
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "plot_flax_cnn_lightning.py"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "plot_flax_cnn_lightning.py"
+
+
+def copy_site_project(dest: Path) -> Path:
+    """Copy what the site is built from into `dest` (a throwaway project to build the site in).
+
+    The library is copied too (editing it in the copy must not touch the checkout); the site's
+    KaTeX and Mermaid are linked from the checkout's `node_modules` (`make env`).
+    """
+    import shutil
+
+    for name in ("docs", "examples", "src", "tools"):
+        shutil.copytree(
+            ROOT / name,
+            dest / name,
+            ignore=shutil.ignore_patterns("generated", "__pycache__", "*.egg-info"),
+        )
+    # The benchmark records the pages render their measured figures from.
+    shutil.copytree(ROOT / "benchmarks" / "results", dest / "benchmarks" / "results")
+    # pyproject.toml and README.md go into the source archive the example pages offer.
+    for name in ("mkdocs.yml", "pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, dest / name)
+    (dest / "node_modules").symlink_to(ROOT / "node_modules")
+    return dest
 
 
 def pin_cpus(cpus: int) -> str:

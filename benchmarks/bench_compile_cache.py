@@ -9,10 +9,11 @@ Each measurement is a fresh Python process pinned to one core, with its own cach
 
 Two workloads, built from the examples' own definitions and defaults:
 
-- `ppo`: `examples/plot_jax_ppo.py`'s one-seed run (its `Config` defaults, through
-  `JaxTrainer`). Time to a mean evaluation return of 475, compilation included: the first
-  `fit` minus a second, compiled `fit` (the compile time), plus the second fit's time up to
-  the first evaluation that reached 475 (epochs take equal time), as in `bench_ppo.py`.
+- `ppo`: `examples/plot_jax_ppo.py`'s one-seed run (its `Config` defaults with the
+  CartPole-v1 preset, built by the page's own `build`, through `JaxTrainer`). Time to a
+  mean evaluation return of 475, compilation included: the first `fit` minus a second,
+  compiled `fit` (the compile time), plus the second fit's time up to the first evaluation
+  that reached 475 (epochs take equal time), as in `bench_ppo.py`.
 - `cnn`: `examples/plot_flax_cnn_lightning.py`'s network, the time to its first training step
   done (network built, one step on a batch of 128) in both of the example's variants: the
   Jax network with torch's Adam (`FlaxModule`, part 1), and the whole step in Jax (one jitted
@@ -67,36 +68,11 @@ def ppo_child() -> dict:
     import jax
     import numpy as np
 
-    from gallery_lib import JaxTrainer, example_definitions
+    from gallery_lib import example_definitions
 
     ppo = example_definitions(PPO_EXAMPLE)
-    config = ppo.Config()
-    env, env_params = ppo.make_env(config.env_id)
-    module = ppo.PPO.create(
-        env,
-        env_params,
-        hidden_size=config.hidden_size,
-        hparams=ppo.PPOHParams(
-            learning_rate=config.learning_rate,
-            gamma=config.gamma,
-            gae_lambda=config.gae_lambda,
-            clip_eps=config.clip_eps,
-            ent_coef=config.ent_coef,
-            vf_coef=config.vf_coef,
-            max_grad_norm=config.max_grad_norm,
-        ),
-        num_envs=config.num_envs,
-        num_steps=config.num_steps,
-        num_epochs=config.num_epochs,
-        num_minibatches=config.num_minibatches,
-        eval_episodes=config.eval_episodes,
-    )
-    trainer = JaxTrainer(
-        max_epochs=config.evals,
-        training_steps_per_epoch=max(1, config.total_steps // (module.batch_size * config.evals)),
-        enable_progress_bar=False,
-        compiler_options={"xla_backend_optimization_level": config.xla_opt_level},
-    )
+    config = ppo.with_preset(ppo.Config(), keep=set())  # the page's defaults: CartPole-v1
+    module, trainer = ppo.build(config)
     jax.devices()  # start the CPU client before the clock, as any earlier jax call would
 
     def timed_fit() -> tuple[float, object, dict]:

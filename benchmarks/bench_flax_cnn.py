@@ -31,6 +31,7 @@ import os
 import statistics
 import sys
 import time
+import typing
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,18 +53,17 @@ from gallery_lib.datasets import FashionMNISTDataModule
 from gallery_lib.testing import quiet_lightning_trainer
 
 WARMUP = 20
-LEARNING_RATE = 3e-3
 
 
 def time_pure_jax(
-    example, dm: FashionMNISTDataModule, steps: int, seed: int
+    example, dm: FashionMNISTDataModule, steps: int, seed: int, learning_rate: float
 ) -> tuple[float, float]:
     """Samples/s and samples per CPU-second of a plain jit + optax loop."""
     images = dm.train_set.tensors[0].numpy()
     labels = dm.train_set.tensors[1].numpy().astype(np.int32)
     model = example.FlaxCNN()
     params = model.init(jax.random.key(seed), jnp.asarray(images[:2]))["params"]
-    tx = optax.adam(optax.cosine_onecycle_schedule(WARMUP + steps, LEARNING_RATE))
+    tx = optax.adam(optax.cosine_onecycle_schedule(WARMUP + steps, learning_rate))
 
     # The pure-Jax loop owns its parameters, so it donates them to the step as well.
     train_step = pure_jax_step(model, tx)
@@ -100,13 +100,16 @@ def time_lightning(example, dm, make_model: Callable[[], pl.LightningModule], st
 
 
 def main() -> None:
+    example = example_definitions(EXAMPLE)
+    defaults = example.Config()  # the example's settings: batch size, learning rate, seed
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=200, help="timed steps per contender")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of all contenders")
-    parser.add_argument("--batch-size", type=int, choices=(64, 128, 256), default=128)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    batch_sizes = typing.get_args(typing.get_type_hints(example.Config)["batch_size"])
+    parser.add_argument("--batch-size", type=int, choices=batch_sizes, default=defaults.batch_size)
+    parser.add_argument("--threads", type=int, default=defaults.threads, help="torch CPU threads")
     parser.add_argument("--cpus", type=int, default=1, help="cores to pin the process to (0: all)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
     add_malloc_flag(parser)
     parser.add_argument(
         "--results",
@@ -118,7 +121,7 @@ def main() -> None:
     malloc = apply_malloc(args.malloc)
     torch.set_num_threads(args.threads)
 
-    example = example_definitions(EXAMPLE)
+    learning_rate = defaults.learning_rate
     dm = FashionMNISTDataModule(batch_size=args.batch_size, seed=args.seed)
     dm.prepare_data()
     dm.setup()
@@ -128,18 +131,18 @@ def main() -> None:
         return FlaxModule(example.FlaxCNN(), example_input, seed=args.seed)
 
     contenders: dict[str, Callable[[], tuple[float, float]]] = {
-        "pure jax": lambda: time_pure_jax(example, dm, args.steps, args.seed),
+        "pure jax": lambda: time_pure_jax(example, dm, args.steps, args.seed, learning_rate),
         "jax-step": lambda: time_lightning(
             example,
             dm,
-            lambda: example.JaxStepClassifier(flax_network(), LEARNING_RATE),
+            lambda: example.JaxStepClassifier(flax_network(), learning_rate),
             args.steps,
         ),
         "jax-network": lambda: time_lightning(
-            example, dm, lambda: example.Classifier(flax_network(), LEARNING_RATE), args.steps
+            example, dm, lambda: example.Classifier(flax_network(), learning_rate), args.steps
         ),
         "plain torch": lambda: time_lightning(
-            example, dm, lambda: example.Classifier(example.TorchCNN(), LEARNING_RATE), args.steps
+            example, dm, lambda: example.Classifier(example.TorchCNN(), learning_rate), args.steps
         ),
     }
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}

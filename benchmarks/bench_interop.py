@@ -2,8 +2,9 @@
 
 Both sides train the CNN of `examples/plot_flax_cnn_lightning.py` (Conv32 5x5 s2, Conv64 3x3
 s2, Dense128, Dense10; NCHW input) with the same loss (softmax cross-entropy) and the same
-optimizer (Adam, lr 1e-3) on Fashion-MNIST-sized random data (batch 128, 1x28x28), without
-Lightning (`bench_flax_cnn.py` measures the same inside Lightning, the same way):
+optimizer (Adam at the example's learning rate) on Fashion-MNIST-sized random data (the
+example's batch size, 1x28x28), without Lightning (`bench_flax_cnn.py` measures the same inside
+Lightning, the same way):
 
 - wrapper: `out = net(x)`, `F.cross_entropy`, `loss.backward()`, `torch.optim.Adam.step()`
   (`fused=True`, torch's one-kernel CPU Adam, as the example uses);
@@ -55,7 +56,7 @@ from _results import RESULTS, save_results
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--cpus", type=int, default=1, help="cores to pin the process to (0: all)")
 parser.add_argument("--threads", type=int, default=1, help="torch threads")
-parser.add_argument("--batch-size", type=int, default=128)
+parser.add_argument("--batch-size", type=int, help="default: the example's Config.batch_size")
 parser.add_argument("--rounds", type=int, default=15, help="rounds of both sides")
 parser.add_argument("--steps", type=int, default=20, help="timed steps per side and round")
 add_malloc_flag(parser)
@@ -110,8 +111,9 @@ def timeit(*fns: Callable[[], object], repeat: int) -> list[float]:
 
 
 def main() -> None:
-    batch = args.batch_size
     example = example_definitions(EXAMPLE)
+    defaults = example.Config()  # the example's settings: batch size, learning rate
+    batch = args.batch_size or defaults.batch_size
     rng = np.random.default_rng(0)
     images = rng.standard_normal((4, batch, 1, 28, 28), dtype=np.float32)
     labels = rng.integers(0, 10, size=(4, batch)).astype(np.int32)
@@ -123,7 +125,7 @@ def main() -> None:
 
     # --- the wrapper with a torch optimizer ---
     net = FlaxModule(example.FlaxCNN(), torch_x[0], seed=0)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
+    optimizer = torch.optim.Adam(net.parameters(), lr=defaults.learning_rate, fused=True)
 
     def torch_step(i: int) -> None:
         out = net(torch_x[i % 4])
@@ -135,7 +137,7 @@ def main() -> None:
     # --- the same in pure Jax ---
     model = example.FlaxCNN()
     init_params = model.init(jax.random.key(0), jax_x[0])["params"]
-    tx = optax.adam(1e-3)
+    tx = optax.adam(defaults.learning_rate)
     jax_step = pure_jax_step(model, tx)
     params = jax.tree.map(jnp.copy, init_params)
     state = [params, tx.init(params)]

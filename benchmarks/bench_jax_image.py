@@ -278,7 +278,11 @@ def main() -> None:
         "plain torch": code_lines(cnn_page.Classifier, cnn_page.TorchCNN),
         "jax-network": code_lines(cnn_page.Classifier, cnn_page.FlaxCNN),
         "jax-step": code_lines(
-            cnn_page.Classifier, cnn_page.JaxStepClassifier, cnn_page.OptaxState, cnn_page.FlaxCNN
+            cnn_page.Classifier,
+            cnn_page.JaxStepClassifier,
+            cnn_page.OptaxState,
+            cnn_page.FlaxCNN,
+            *[cnn_page.make_train_step] * hasattr(cnn_page, "make_train_step"),
         ),
         "jax-trainer": code_lines(
             page.CNN, page.loss_and_accuracy, page.TrainState, page.ImageClassifier

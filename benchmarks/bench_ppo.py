@@ -1,4 +1,4 @@
-"""PPO on gymnax CartPole-v1: the gallery example (through JaxTrainer) against rejax 0.1.3.
+"""PPO on gymnax classic control: the gallery example (JaxTrainer) against rejax 0.1.3.
 
 **Equal terms (the first table, the one the docs quote).** rejax is used as published; the
 example's PPO is configured from here to run rejax's algorithm (`RejaxAlgorithm`, a subclass
@@ -42,9 +42,29 @@ host devices, `JaxTrainer.fit_many` sharding them, against the example's one-see
 
 The run is written to `benchmarks/results/ppo.json` (`--results`), which the docs build reads.
 
+**Every classic-control preset (`--envs`).** For each environment, in its own process pinned
+to one core: (1) *learning*: `--seeds` seeds of the example with its preset (`fit_many`)
+and of rejax 0.1.3 with its published settings (`REJAX_CONFIGS`, copied from rejax's
+`configs/gymnax/*.yaml`; `jax.vmap(algo.train)`), each seed's final policy measured by the
+same `rejax.evaluate` on `--final-episodes` greedy episodes; the env steps each side trained
+(rejax's loop can train more than its `total_timesteps`, see `rejax_schedule`) and the env
+steps after which the seeds' mean first reached the preset's goal (each side's curve measured
+by the same evaluation); (2) *speed*: one seed each, the preset's settings on both sides (rejax
+given the same hyper-parameters, activation and observation normalization) and the same
+evaluation schedule, a compiling call then `--repeats` interleaved runs; the ratio of
+env steps per second, median and range. Written to `benchmarks/results/ppo_envs.json`.
+
+**The example's speed tricks (`--tricks`).** One seed of CartPole-v1 on one core, the example
+against itself with one trick taken out: the rollout's randomness drawn per step, the shuffle
+by `jax.random.permutation`, Adam per weight matrix, LLVM -O3. Written to
+`benchmarks/results/ppo_tricks.json`.
+
     PYTHONPATH=src .venv/bin/python benchmarks/bench_ppo.py
     PYTHONPATH=src .venv/bin/python benchmarks/bench_ppo.py --quick --results /tmp/ppo.json
     PYTHONPATH=src .venv/bin/python benchmarks/bench_ppo.py --compile-breakdown
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_ppo.py --envs CartPole-v1 Acrobot-v1 \\
+        MountainCar-v0 MountainCarContinuous-v0 Pendulum-v1 --repeats 3 --seeds 4
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_ppo.py --tricks --repeats 5
 """
 
 from __future__ import annotations
@@ -66,6 +86,9 @@ SOLVED, TARGET_RATIO, TARGET_SCALE, TARGET_SOLVE_S = 475.0, 1.3, 1.8, 6.0
 FULL = dict(total_steps=100_000, evals=20, eval_episodes=16, seeds=8)
 QUICK = dict(total_steps=2_000, evals=2, eval_episodes=2, seeds=2)
 SHAPE_FIELDS = ("num_envs", "num_steps", "num_epochs", "num_minibatches")
+HPARAM_FIELDS = (
+    "learning_rate", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm",
+)  # fmt: skip
 PAIRS = {
     "equal": "equal terms, with evaluation",
     "train_only": "equal terms, no evaluation",
@@ -73,24 +96,28 @@ PAIRS = {
 }
 
 
-def load_example() -> dict:
-    """The example's definitions: the script run up to its first training cell."""
-    import types
-
+def load_example():
+    """The example's definitions (functions and classes; nothing trained)."""
     os.environ.setdefault("MPLBACKEND", "Agg")
-    source = (ROOT / "examples" / "plot_jax_ppo.py").read_text()
-    head = source.split("# ## Training one seed with `JaxTrainer`")[0]
-    module = types.ModuleType("ppo_example")
-    sys.modules[module.__name__] = module
-    exec(compile(head, "plot_jax_ppo.py", "exec"), module.__dict__)
-    return module.__dict__
+    from gallery_lib import example_definitions
+
+    return example_definitions(ROOT / "examples" / "plot_jax_ppo.py", "ppo_example")
 
 
-def settings(namespace: dict) -> tuple[dict, dict]:
-    """The example's defaults (rejax's CartPole settings): hyper-parameters and shape."""
-    config = namespace["Config"]()
-    hparams = {name: getattr(config, name) for name in namespace["PPOHParams"].__dataclass_fields__}
-    return hparams, {name: getattr(config, name) for name in SHAPE_FIELDS}
+def settings(ppo, env_id: str = "CartPole-v1"):
+    """The example's `Config` for `env_id`: its defaults with the environment's preset."""
+    return ppo.with_preset(ppo.Config(env_id=env_id), keep=set())
+
+
+def hyperparameters(config) -> tuple[dict, dict, dict]:
+    """rejax's PPO arguments from a `Config`: numbers, shape fields, network and flags."""
+    numbers = {name: getattr(config, name) for name in HPARAM_FIELDS}
+    shape = {name: getattr(config, name) for name in SHAPE_FIELDS}
+    flags = {
+        "agent_kwargs": {"activation": config.activation},
+        "normalize_observations": config.normalize_observations,
+    }
+    return numbers, shape, flags
 
 
 class FiveTuple:
@@ -132,13 +159,13 @@ def shared_evaluation(env, env_params, episodes: int):
     return run
 
 
-def rejax_algorithm(namespace: dict):
+def rejax_algorithm(ppo):
     """The example's `PPO` running rejax 0.1.3's algorithm (see the module docstring)."""
     import jax
     import optax
     from flax import linen as nn
 
-    class RejaxAlgorithm(namespace["PPO"]):
+    class RejaxAlgorithm(ppo.PPO):
         """Element-wise clipping, Adam eps 1e-8, flax's default init, truncation terminal."""
 
         def optimizer(self) -> optax.GradientTransformation:
@@ -168,53 +195,77 @@ def rejax_algorithm(namespace: dict):
     return RejaxAlgorithm
 
 
-def example_act(module, params, policy: str):
-    """The example network's policy as rejax's `act(obs, rng)`: greedy or sampled."""
+def example_act(ppo, module, train_state, policy: str):
+    """The example's policy (normalization included) as rejax's `act(obs, rng)`."""
     import jax.numpy as jnp
 
+    space = module.env.action_space(module.env_params)
+
     def act(obs, rng):
-        pi, _ = module.network.apply(params, jnp.asarray(obs, jnp.float32).reshape(1, -1))
+        seen = module.observe(train_state.obs_stats, ppo.flat(jnp.asarray(obs)[None]))
+        pi, _ = module.network.apply(train_state.params, seen)
         if policy == "greedy":
-            return pi.mode()[0]
-        return pi.sample(type(pi).noise(rng, pi.logits.shape))[0]
+            action = pi.mode()
+        else:
+            action = pi.sample(type(pi).noise(rng, (1, module.network.action_dim)))
+        return ppo.to_env_action(space, action)[0]
 
     return act
 
 
-def example_fit(namespace: dict, run: dict, kind: str, opt_level: int, policy: str):
-    """`fit(seed) -> metrics` of the example through `JaxTrainer`: "equal", "train_only", "own"."""
+def rejax_act(algo, ts, policy: str):
+    """rejax's policy (its normalization included) as `act(obs, rng)`, greedy or sampled."""
+    import jax.numpy as jnp
+
+    space = algo.env.action_space(algo.env_params)
+
+    def act(obs, rng):
+        if algo.normalize_observations:
+            obs = algo.normalize_obs(ts.obs_rms_state, obs)
+        dist = algo.actor.apply(ts.actor_ts.params, obs[None], method="_action_dist")
+        action = (dist.mode() if policy == "greedy" else dist.sample(seed=rng))[0]
+        if algo.discrete:
+            return action
+        return jnp.clip(action, space.low, space.high)
+
+    return act
+
+
+def run_config(ppo, run: dict, env_id: str = "CartPole-v1"):
+    """The example's preset for `env_id` with `run`'s budget and evaluations (if it has any)."""
+    import dataclasses
+
+    config = settings(ppo, env_id)
+    overrides = {key: run[key] for key in ("total_steps", "evals", "eval_episodes") if key in run}
+    return dataclasses.replace(config, **overrides)
+
+
+def example_fit(ppo, run: dict, kind: str, opt_level: int, policy: str, env_id="CartPole-v1"):
+    """`fit(seed) -> metrics` of the example through `JaxTrainer`.
+
+    kind: "equal" (rejax's algorithm, shared evaluation), "train_only" (the same, no
+    evaluation), "own" (as published), "many" (as published, `run["seeds"]` seeds), "preset"
+    (as published with the preset of `env_id`, shared evaluation).
+    """
+    import dataclasses
+
     import jax
 
-    from gallery_lib import JaxTrainer
-
-    hparams, shape = settings(namespace)
-    env, env_params = namespace["make_env"]("CartPole-v1")
-    as_published = kind in ("own", "many")
-    cls = namespace["PPO"] if as_published else rejax_algorithm(namespace)
-    if not as_published:
-        episodes = run["eval_episodes"] if kind == "equal" else 0
+    config = dataclasses.replace(run_config(ppo, run, env_id), xla_opt_level=opt_level)
+    env, env_params = ppo.make_env(env_id)
+    cls = rejax_algorithm(ppo) if kind in ("equal", "train_only") else ppo.PPO
+    if kind in ("equal", "train_only", "preset"):
+        episodes = 0 if kind == "train_only" else config.eval_episodes
         evaluation = shared_evaluation(env, env_params, episodes)
 
         def evaluate(self, train_state):
-            act = example_act(self, train_state.params, policy)
+            act = example_act(ppo, self, train_state, policy)
             rng = jax.random.fold_in(train_state.rng, 1)
             return {**evaluation(act, rng), "env_steps": train_state.env_steps}
 
         cls = type(cls.__name__, (cls,), {"evaluate": evaluate})
-    module = cls.create(
-        env,
-        env_params,
-        hparams=namespace["PPOHParams"](**hparams),
-        eval_episodes=run["eval_episodes"],
-        **shape,
-    )
-    steps_per_epoch = run["total_steps"] // module.batch_size // run["evals"]
-    trainer = JaxTrainer(
-        run["evals"],
-        steps_per_epoch,
-        enable_progress_bar=False,
-        compiler_options={"xla_backend_optimization_level": opt_level},
-    )
+    module, trainer = ppo.build(config)
+    module = cls.create(env, env_params, config, eval_episodes=config.eval_episodes)
     if kind == "many":
         return lambda seed: trainer.fit_many(
             module, jax.random.split(jax.random.key(seed), run["seeds"])
@@ -222,44 +273,51 @@ def example_fit(namespace: dict, run: dict, kind: str, opt_level: int, policy: s
     return lambda seed: trainer.fit(module, jax.random.key(seed))[1]
 
 
-def rejax_fit(namespace: dict, run: dict, kind: str, opt_level: int | None, policy: str):
-    """`fit(seed) -> metrics` of rejax 0.1.3's PPO, as published; `opt_level` None: XLA's."""
+def rejax_algo(config, total_steps: int, eval_freq: int, eval_callback=None):
+    """rejax 0.1.3's PPO with `config`'s hyper-parameters (rejax's own evaluation if None)."""
+    import gymnax
+    from rejax import PPO
+
+    numbers, shape, flags = hyperparameters(config)
+    env, env_params = gymnax.make(config.env_id)
+    algo = PPO.create(
+        env=FiveTuple(env),
+        env_params=env_params,
+        total_timesteps=total_steps,
+        eval_freq=eval_freq,
+        skip_initial_evaluation=True,
+        **shape,
+        **numbers,
+        **flags,
+    )
+    return algo if eval_callback is None else algo.replace(eval_callback=eval_callback)
+
+
+def rejax_fit(ppo, run: dict, kind: str, opt_level: int | None, policy: str, env_id="CartPole-v1"):
+    """`fit(seed) -> metrics` of rejax 0.1.3's PPO; `opt_level` None: XLA's default."""
     import gymnax
     import jax
-    from rejax import PPO
     from rejax.evaluate import evaluate
 
-    hparams, shape = settings(namespace)
-    env, env_params = gymnax.make("CartPole-v1")
+    config = run_config(ppo, run, env_id)
     if kind == "own":
 
         def eval_callback(algo, ts, rng):
             lengths, returns = evaluate(
-                algo.make_act(ts), rng, algo.env, algo.env_params, run["eval_episodes"]
+                algo.make_act(ts), rng, algo.env, algo.env_params, config.eval_episodes
             )
             return {"eval_return": returns.mean(), "eval_steps": lengths.sum()}
 
     else:
-        episodes = run["eval_episodes"] if kind == "equal" else 0
+        env, env_params = gymnax.make(env_id)
+        episodes = 0 if kind == "train_only" else config.eval_episodes
         evaluation = shared_evaluation(env, env_params, episodes)
 
         def eval_callback(algo, ts, rng):
-            def act(obs, rng):
-                dist = algo.actor.apply(ts.actor_ts.params, obs[None], method="_action_dist")
-                return (dist.mode() if policy == "greedy" else dist.sample(seed=rng))[0]
+            return evaluation(rejax_act(algo, ts, policy), rng)
 
-            return evaluation(act, rng)
-
-    algo = PPO.create(
-        env=FiveTuple(env),
-        env_params=env_params,
-        agent_kwargs={"activation": "tanh"},
-        total_timesteps=run["total_steps"],
-        eval_freq=run["total_steps"] // run["evals"],
-        skip_initial_evaluation=True,
-        **shape,
-        **hparams,
-    ).replace(eval_callback=eval_callback)
+    eval_freq = config.total_steps // config.evals
+    algo = rejax_algo(config, config.total_steps, eval_freq, eval_callback)
     options = None if opt_level is None else {"xla_backend_optimization_level": opt_level}
     train = jax.jit(algo.train, compiler_options=options)
     return lambda seed: train(jax.random.key(seed))[1]
@@ -311,17 +369,17 @@ def child(mode: str, run: dict, repeats: int, opt_level: int, policy: str) -> No
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
     import jax
 
-    namespace = load_example()
+    ppo = load_example()
     if mode == "single":
         fits = {}
         for kind in PAIRS:
             rejax_level = None if kind == "own" else opt_level
             fits[kind] = (
-                example_fit(namespace, run, kind, opt_level, policy),
-                rejax_fit(namespace, run, kind, rejax_level, policy),
+                example_fit(ppo, run, kind, opt_level, policy),
+                rejax_fit(ppo, run, kind, rejax_level, policy),
             )
     else:
-        fits = {"many": (example_fit(namespace, run, "many", opt_level, policy),)}
+        fits = {"many": (example_fit(ppo, run, "many", opt_level, policy),)}
     firsts = {kind: [timed(fit, 0) for fit in pair] for kind, pair in fits.items()}
     runs = {kind: [[] for _ in pair] for kind, pair in fits.items()}
     for repeat in range(repeats):
@@ -339,24 +397,416 @@ def child(mode: str, run: dict, repeats: int, opt_level: int, policy: str) -> No
     print("RESULT " + json.dumps(out))
 
 
-def run_child(mode: str, args: argparse.Namespace, devices: int) -> dict:
-    """Run `child` in a subprocess with `devices` host devices; its parsed result."""
+def child_result(command: list[str], devices: int, timeout: int, label: str) -> dict:
+    """Run a child `command` with `devices` host devices; its parsed `RESULT` line."""
     env = dict(os.environ)
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
     # Every run compiles: the example turns on the persistent compilation cache, which would
     # make the compile times (and the times to 475) of later runs those of a warm cache.
     env["GALLERY_COMPILE_CACHE"] = "0"
-    command = [sys.executable, __file__, "--child", mode, "--repeats", str(args.repeats)]
-    command += ["--xla-opt-level", str(args.xla_opt_level), "--eval-policy", args.eval_policy]
-    command += ["--quick"] if args.quick else []
     result = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=args.timeout, check=False
+        command, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     if result.returncode or not lines:
-        raise SystemExit(f"{mode} run failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
+        raise SystemExit(f"{label} run failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
     return json.loads(lines[-1][len("RESULT ") :])
+
+
+def run_child(mode: str, args: argparse.Namespace, devices: int) -> dict:
+    """Run `child` in a subprocess with `devices` host devices; its parsed result."""
+    command = [sys.executable, __file__, "--child", mode, "--repeats", str(args.repeats)]
+    command += ["--xla-opt-level", str(args.xla_opt_level), "--eval-policy", args.eval_policy]
+    command += ["--quick"] if args.quick else []
+    return child_result(command, devices, args.timeout, mode)
+
+
+# rejax 0.1.3's published PPO settings for gymnax classic control: the `ppo` sections of
+# `configs/gymnax/{cartpole,acrobot,mountaincar,continuous_mountaincar,pendulum}.yaml` in
+# github.com/keraJLi/rejax (commit 4954fbf), in rejax's own argument names.
+_REJAX_COMMON = dict(clip_eps=0.2, vf_coef=0.5, gamma=0.99, gae_lambda=0.95)
+_REJAX_CARTPOLE = dict(
+    activation="tanh", num_envs=5, num_steps=100, num_epochs=5, num_minibatches=5,
+    learning_rate=7.5e-4, max_grad_norm=0.5, total_timesteps=100_000, eval_freq=1_000,
+    ent_coef=0.01, normalize_observations=False,
+)  # fmt: skip
+REJAX_CONFIGS = {
+    "CartPole-v1": _REJAX_COMMON | _REJAX_CARTPOLE,
+    "Acrobot-v1": _REJAX_COMMON | _REJAX_CARTPOLE | {"normalize_observations": True},
+    "MountainCar-v0": _REJAX_COMMON | dict(
+        activation="tanh", num_envs=10, num_steps=20, num_epochs=5, num_minibatches=5,
+        learning_rate=2.5e-4, max_grad_norm=0.5, total_timesteps=100_000, eval_freq=1_000,
+        gae_lambda=0.98, ent_coef=0.0, normalize_observations=False,
+    ),
+    "MountainCarContinuous-v0": _REJAX_COMMON | dict(
+        activation="relu", num_envs=5, num_steps=100, num_epochs=10, num_minibatches=10,
+        learning_rate=3e-4, max_grad_norm=10.0, total_timesteps=200_000, eval_freq=2_000,
+        gamma=0.9, ent_coef=0.0, normalize_observations=False,
+    ),
+    "Pendulum-v1": _REJAX_COMMON | dict(
+        activation="swish", num_envs=100, num_steps=100, num_epochs=10, num_minibatches=10,
+        learning_rate=1e-3, max_grad_norm=10.0, total_timesteps=150_000, eval_freq=2_000,
+        gamma=0.995, ent_coef=0.0, normalize_observations=True,
+    ),
+}  # fmt: skip
+SHORT_NAMES = {
+    "CartPole-v1": "cartpole",
+    "Acrobot-v1": "acrobot",
+    "MountainCar-v0": "mountaincar",
+    "MountainCarContinuous-v0": "mountaincar_continuous",
+    "Pendulum-v1": "pendulum",
+}
+
+
+def rejax_schedule(published: dict) -> tuple[int, int, int]:
+    """rejax's loop for a config: (evaluations, updates per evaluation, env steps trained).
+
+    `OnPolicyMixin.train` runs ceil(total_timesteps / eval_freq) evaluations, each after
+    ceil(eval_freq / (num_envs * num_steps)) updates: when an update is larger than
+    `eval_freq` (Pendulum-v1), it trains more than `total_timesteps`.
+    """
+    import math
+
+    batch = published["num_envs"] * published["num_steps"]
+    evals = math.ceil(published["total_timesteps"] / published["eval_freq"])
+    updates = math.ceil(published["eval_freq"] / batch)
+    return evals, updates, evals * updates * batch
+
+
+def rejax_published(env_id: str, quick: bool, eval_callback):
+    """rejax's PPO with its published settings for `env_id` (quick: two tiny evaluations)."""
+    import gymnax
+    from rejax import PPO
+
+    published = dict(REJAX_CONFIGS[env_id])
+    if quick:
+        batch = published["num_envs"] * published["num_steps"]
+        published.update(total_timesteps=2 * batch, eval_freq=batch)
+    env, env_params = gymnax.make(env_id)
+    activation = published.pop("activation")
+    algo = PPO.create(
+        env=FiveTuple(env),
+        env_params=env_params,
+        agent_kwargs={"activation": activation},
+        skip_initial_evaluation=True,
+        **published,
+    ).replace(eval_callback=eval_callback)
+    return algo, rejax_schedule({**published, "activation": activation})
+
+
+def quick_preset(ppo, env_id: str, quick: bool):
+    """The example's preset for `env_id`; quick: two evaluations after one update each."""
+    import dataclasses
+
+    config = settings(ppo, env_id)
+    if quick:
+        batch = config.num_envs * config.num_steps
+        config = dataclasses.replace(config, total_steps=2 * batch, evals=2, eval_episodes=2)
+    return config
+
+
+def steps_to_goal(steps, curves, goal: float) -> int | None:
+    """Env steps at the first evaluation whose mean over seeds reached `goal`."""
+    import numpy as np
+
+    reached = np.flatnonzero(np.asarray(curves).mean(0) >= goal)
+    return int(steps[reached[0]]) if reached.size else None
+
+
+def learning_child(ppo, env_id: str, args) -> dict:
+    """Several seeds of each side at once: final greedy returns and learning curves."""
+    import jax
+    import numpy as np
+
+    config = quick_preset(ppo, env_id, args.quick)
+    env, env_params = ppo.make_env(env_id)
+    final_evaluation = shared_evaluation(env, env_params, 2 if args.quick else args.final_episodes)
+    curve_evaluation = shared_evaluation(env, env_params, config.eval_episodes)
+    keys = jax.random.split(jax.random.key(100), args.seeds)
+    final_keys = jax.random.split(jax.random.key(200), args.seeds)
+
+    module, trainer = ppo.build(config)
+    states, metrics = trainer.fit_many(module, keys)
+    ours = jax.jit(
+        jax.vmap(lambda s, k: final_evaluation(example_act(ppo, module, s, args.eval_policy), k))
+    )(states, final_keys)
+    algo, (evals, updates, rejax_steps) = rejax_published(
+        env_id,
+        args.quick,
+        lambda algo, ts, rng: curve_evaluation(rejax_act(algo, ts, args.eval_policy), rng),
+    )
+    rejax_states, rejax_curves = jax.jit(jax.vmap(algo.train))(keys)
+    theirs = jax.jit(
+        jax.vmap(lambda s, k: final_evaluation(rejax_act(algo, s, args.eval_policy), k))
+    )(rejax_states, final_keys)
+    batch = algo.num_envs * algo.num_steps
+    rejax_steps_axis = np.arange(1, evals + 1) * updates * batch
+    example_steps_axis = np.asarray(metrics["env_steps"][0])
+    return {
+        "goal": config.solved_return,
+        "example_final": np.asarray(ours["eval_return"]).tolist(),
+        "rejax_final": np.asarray(theirs["eval_return"]).tolist(),
+        "example_steps": int(example_steps_axis[-1]),
+        "rejax_steps": rejax_steps,
+        "example_to_goal": steps_to_goal(
+            example_steps_axis, metrics["eval_return"], config.solved_return
+        ),
+        "rejax_to_goal": steps_to_goal(
+            rejax_steps_axis, rejax_curves["eval_return"], config.solved_return
+        ),
+    }
+
+
+def speed_child(ppo, env_id: str, args) -> dict:
+    """One seed each, the preset's settings and evaluation schedule on both: env steps/s."""
+    config = quick_preset(ppo, env_id, args.quick)
+    run = {"total_steps": config.total_steps, "evals": config.evals}
+    run["eval_episodes"] = config.eval_episodes
+    pair = (
+        example_fit(ppo, run, "preset", args.xla_opt_level, args.eval_policy, env_id),
+        rejax_fit(ppo, run, "preset", args.xla_opt_level, args.eval_policy, env_id),
+    )
+    firsts = [timed(fit, 0) for fit in pair]
+    runs: list[list] = [[], []]
+    for repeat in range(args.repeats):
+        for side in (0, 1) if repeat % 2 == 0 else (1, 0):
+            runs[side].append(timed(pair[side], 1 + repeat))
+    steps = config.total_steps
+    out = {}
+    for name, first, side_runs in zip(("example", "rejax"), firsts, runs, strict=True):
+        walls = [r[0] for r in side_runs]
+        out[f"{name}_steps_per_s"] = [steps / w for w in walls]
+        out[f"{name}_compile_s"] = max(first[0] - statistics.median(walls), 0.0)
+    out["ratios"] = [
+        a / b for a, b in zip(out["example_steps_per_s"], out["rejax_steps_per_s"], strict=True)
+    ]
+    return out
+
+
+def envs_child(env_id: str, args) -> None:
+    """Measure one environment in this process (pinned to one core); print `RESULT {json}`."""
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
+    ppo = load_example()
+    result = {
+        "speed": speed_child(ppo, env_id, args),
+        "learning": learning_child(ppo, env_id, args),
+    }
+    print("RESULT " + json.dumps(result))
+
+
+def per_step_randomness(ppo):
+    """The example's PPO with the textbook rollout: keys split and episodes reset at each step."""
+    import jax
+
+    class PerStepRandomness(ppo.PPO):
+        def get_batch(self, train_state, batch_idx):
+            env, env_params, stats = self.env, self.env_params, train_state.obs_stats
+            space = env.action_space(env_params)
+            step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+            def env_step(carry, _):
+                env_state, obs, rng = carry
+                rng, action_key, step_key = jax.random.split(rng, 3)
+                pi, _ = self.network.apply(train_state.params, self.observe(stats, obs))
+                shape = (self.num_envs, self.network.action_dim)
+                action = pi.sample(type(pi).noise(action_key, shape))
+                keys = jax.random.split(step_key, self.num_envs)
+                next_obs, env_state, reward, terminated, truncated, info = step(
+                    keys, env_state, ppo.to_env_action(space, action), env_params
+                )
+                final_obs = ppo.flat(info["final_observation"])
+                transition = ppo.Rollout(
+                    obs, action, reward, final_obs, terminated, terminated | truncated
+                )
+                return (env_state, ppo.flat(next_obs), rng), transition
+
+            rng, key = jax.random.split(train_state.rng)
+            carry = (train_state.env_state, train_state.obs, key)
+            (env_state, obs, _), raw = jax.lax.scan(env_step, carry, None, self.num_steps)
+            rollout = raw.replace(
+                obs=self.observe(stats, raw.obs), next_obs=self.observe(stats, raw.next_obs)
+            )
+            if self.normalize_observations:
+                stats = ppo.update_stats(stats, raw.obs)
+            return train_state.replace(
+                env_state=env_state,
+                obs=obs,
+                rng=rng,
+                obs_stats=stats,
+                env_steps=train_state.env_steps + self.batch_size,
+            ), rollout
+
+    return PerStepRandomness
+
+
+def per_leaf_adam(ppo):
+    """The example's PPO with Adam updating each weight matrix apart (no `optax.flatten`)."""
+    import optax
+
+    class PerLeafAdam(ppo.PPO):
+        def optimizer(self) -> optax.GradientTransformation:
+            hp = self.hparams
+            clip = optax.clip_by_global_norm(hp.max_grad_norm)
+            return optax.chain(clip, optax.adam(hp.learning_rate, eps=1e-5))
+
+    return PerLeafAdam
+
+
+def tricks_child(args) -> None:
+    """Each speed trick of the example taken out in turn, one core; print `RESULT {json}`."""
+    import dataclasses
+
+    import jax
+
+    from gallery_lib import example_definitions
+
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
+    ppo = load_example()
+    # A second copy of the page's definitions, whose update shuffles with jax's permutation.
+    permuting = example_definitions(ROOT / "examples" / "plot_jax_ppo.py", "ppo_permutation")
+    permuting.shuffled_indices = lambda key, n: jax.random.permutation(key, n)
+    run = QUICK if args.quick else FULL
+    config = run_config(ppo, run)
+
+    def fit_of(definitions, cls, level: int):
+        module, trainer = definitions.build(dataclasses.replace(config, xla_opt_level=level))
+        module = cls.create(module.env, module.env_params, config, config.eval_episodes)
+        return lambda seed: trainer.fit(module, jax.random.key(seed))[1]
+
+    level = args.xla_opt_level
+    fits = {
+        "example": fit_of(ppo, ppo.PPO, level),
+        "presampled": fit_of(ppo, per_step_randomness(ppo), level),
+        "sort_shuffle": fit_of(permuting, permuting.PPO, level),
+        "flat_adam": fit_of(ppo, per_leaf_adam(ppo), level),
+        "opt2": fit_of(ppo, ppo.PPO, 3),
+    }
+    firsts = {name: timed(fit, 0)[0] for name, fit in fits.items()}
+    walls: dict[str, list[float]] = {name: [] for name in fits}
+    for repeat in range(args.repeats):
+        names = list(fits) if repeat % 2 == 0 else list(reversed(fits))
+        for name in names:
+            walls[name].append(timed(fits[name], 1 + repeat)[0])
+    out = {"walls": walls, "compile": {n: firsts[n] - statistics.median(walls[n]) for n in fits}}
+    print("RESULT " + json.dumps(out))
+
+
+def tricks_report(args: argparse.Namespace, load: float) -> None:
+    """What each speed trick buys: the example's speed with it over without it."""
+    command = [sys.executable, __file__, "--child-tricks", "--repeats", str(args.repeats)]
+    command += ["--xla-opt-level", str(args.xla_opt_level)] + (["--quick"] if args.quick else [])
+    result = child_result(command, 1, args.timeout, "tricks")
+    walls, compile_s = result["walls"], result["compile"]
+    labels = {
+        "presampled": "rollout randomness drawn before the loop (against keys split per step)",
+        "sort_shuffle": "sort-based shuffle (against jax.random.permutation)",
+        "flat_adam": "Adam over one flat vector (against one update per weight matrix)",
+        "opt2": f"LLVM -O{args.xla_opt_level} (against -O3)",
+    }
+    lines = [
+        "| trick | example / without it, steps/s, median (range) | compile (s), with / without |",
+        "|---|---|---|",
+    ]
+    numbers = {}
+    for name, label in labels.items():
+        # Each repeat's ratio: the same run time of the example over the variant's.
+        ratios = [w / e for e, w in zip(walls["example"], walls[name], strict=True)]
+        median = statistics.median(ratios)
+        lines.append(
+            f"| {label} | {median:.3f}x ({min(ratios):.3f}-{max(ratios):.3f}) | "
+            f"{compile_s['example']:.1f} / {compile_s[name]:.1f} |"
+        )
+        numbers.update({f"{name}_ratio": median, f"{name}_ratio_min": min(ratios)})
+        numbers[f"{name}_ratio_max"] = max(ratios)
+    numbers.update(
+        opt2_compile_s=compile_s["example"], opt3_compile_s=compile_s["opt2"], repeats=args.repeats
+    )
+    table = "\n".join(lines)
+    print(f"PPO CartPole-v1, one seed, one core, {args.repeats} repeats\n\n{table}")
+    path = save_results(Path(args.results), numbers, {"tricks": table}, load)
+    print(f"\nwritten to {path}")
+
+
+def mean_std(values: list[float]) -> str:
+    return f"{statistics.mean(values):,.1f} ± {statistics.pstdev(values):,.1f}"
+
+
+def envs_report(args: argparse.Namespace, load: float) -> None:
+    """The per-environment table: learning (several seeds) and speed (one seed, one core)."""
+    rows, numbers = [], {}
+    for env_id in args.envs:
+        command = [sys.executable, __file__, "--child-env", env_id, "--repeats", str(args.repeats)]
+        command += ["--seeds", str(args.seeds), "--final-episodes", str(args.final_episodes)]
+        command += ["--xla-opt-level", str(args.xla_opt_level), "--eval-policy", args.eval_policy]
+        command += ["--quick"] if args.quick else []
+        result = child_result(command, 1, args.timeout, env_id)
+        learning, speed = result["learning"], result["speed"]
+        ours, theirs = learning["example_final"], learning["rejax_final"]
+        ratios = speed["ratios"]
+        ahead = statistics.mean(ours) >= statistics.mean(theirs)
+        within = learning["example_steps"] <= learning["rejax_steps"]
+        rows.append(
+            (
+                env_id,
+                mean_std(ours),
+                mean_std(theirs),
+                f"{learning['example_steps']:,} / {learning['rejax_steps']:,}",
+                " / ".join(
+                    "-" if v is None else f"{v:,}"
+                    for v in (learning["example_to_goal"], learning["rejax_to_goal"])
+                )
+                + f" (goal {learning['goal']:g})",
+                f"{statistics.median(speed['example_steps_per_s']):,.0f} / "
+                f"{statistics.median(speed['rejax_steps_per_s']):,.0f}",
+                f"{statistics.median(ratios):.3f}x ({min(ratios):.3f}-{max(ratios):.3f})",
+                f"{speed['example_compile_s']:.1f} / {speed['rejax_compile_s']:.1f}",
+                "yes" if ahead and within else "no",
+            )
+        )
+        short = SHORT_NAMES.get(env_id, env_id.replace("-", "_").lower())
+        numbers.update(
+            {
+                f"{short}_example_return": statistics.mean(ours),
+                f"{short}_example_return_std": statistics.pstdev(ours),
+                f"{short}_rejax_return": statistics.mean(theirs),
+                f"{short}_rejax_return_std": statistics.pstdev(theirs),
+                f"{short}_example_steps": learning["example_steps"],
+                f"{short}_rejax_steps": learning["rejax_steps"],
+                f"{short}_speed_ratio": statistics.median(ratios),
+                f"{short}_speed_ratio_min": min(ratios),
+                f"{short}_example_compile_s": speed["example_compile_s"],
+                f"{short}_rejax_compile_s": speed["rejax_compile_s"],
+            }
+        )
+        print(f"{env_id}: done", flush=True)
+    header = (
+        "environment",
+        f"final return, example (mean ± std, {args.seeds} seeds)",
+        "final return, rejax",
+        "env steps trained, example / rejax",
+        "env steps to goal, example / rejax",
+        "env steps/s (one seed), example / rejax",
+        "example / rejax steps/s, median (range)",
+        "compile (s), example / rejax",
+        "return >= rejax's within its budget",
+    )
+    table = "\n".join(
+        ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        + ["| " + " | ".join(row) + " |" for row in rows]
+    )
+    print(
+        f"\nPPO presets against rejax 0.1.3's published settings; {args.repeats} repeats of the "
+        f"speed runs, {args.final_episodes} final {args.eval_policy} episodes per seed\n\n{table}"
+    )
+    least = min(numbers[f"{SHORT_NAMES.get(e, e)}_speed_ratio"] for e in args.envs)
+    print(
+        f"\nlowest median speed ratio: {least:.3f}x; target >= {TARGET_RATIO}x "
+        f"{'met' if least >= TARGET_RATIO else 'missed'} (unrounded {least!r})"
+    )
+    numbers.update(repeats=args.repeats, seeds=args.seeds, final_episodes=args.final_episodes)
+    path = save_results(Path(args.results), numbers, {"envs": table}, load)
+    print(f"\nwritten to {path}")
 
 
 def spread(values: list[float], digits: int = 0) -> str:
@@ -407,14 +857,11 @@ def compile_breakdown(repeats: int, run: dict) -> None:
 
     from gallery_lib import JaxTrainer
 
-    namespace = load_example()
-    hparams, shape = settings(namespace)
-    env, env_params = namespace["make_env"]("CartPole-v1")
-    module = namespace["PPO"].create(
-        env, env_params, hparams=namespace["PPOHParams"](**hparams), **shape
+    ppo = load_example()
+    module, built = ppo.build(run_config(ppo, run))
+    trainer = JaxTrainer(
+        built.max_epochs, built.training_steps_per_epoch, enable_progress_bar=False
     )
-    steps = run["total_steps"] // module.batch_size // run["evals"]
-    trainer = JaxTrainer(run["evals"], steps, enable_progress_bar=False)
     # A trainer without host callbacks may run inside jit: the same loop, staged step by step.
     program = jax.jit(lambda rng: trainer.fit(module, rng)[1])
     rng = jax.random.key(0)
@@ -551,13 +998,49 @@ def main() -> None:
         action="store_true",
         help="only time tracing, lowering and XLA's compile at optimization levels 3, 2, 1",
     )
+    parser.add_argument(
+        "--envs",
+        nargs="+",
+        metavar="ENV_ID",
+        help="instead: the per-environment table, each preset against rejax's published "
+        "settings (e.g. --envs " + " ".join(REJAX_CONFIGS) + ")",
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=4, help="--envs: seeds trained at once for the returns"
+    )
+    parser.add_argument(
+        "--final-episodes",
+        type=int,
+        default=64,
+        help="--envs: greedy episodes per seed that measure the final return",
+    )
     parser.add_argument("--child", choices=["single", "many"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--tricks",
+        action="store_true",
+        help="instead: take each of the example's speed tricks out in turn (CartPole-v1)",
+    )
+    parser.add_argument("--child-env", help=argparse.SUPPRESS)
+    parser.add_argument("--child-tricks", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     run = QUICK if args.quick else FULL
+    if args.results == parser.get_default("results"):
+        if args.envs:
+            args.results = str(RESULTS / "ppo_envs.json")
+        elif args.tricks:
+            args.results = str(RESULTS / "ppo_tricks.json")
     if args.compile_breakdown:
         compile_breakdown(args.repeats, run)
+    elif args.child_env:
+        envs_child(args.child_env, args)
+    elif args.child_tricks:
+        tricks_child(args)
+    elif args.tricks:
+        tricks_report(args, os.getloadavg()[0])
     elif args.child:
         child(args.child, run, args.repeats, args.xla_opt_level, args.eval_policy)
+    elif args.envs:
+        envs_report(args, os.getloadavg()[0])
     else:
         report(args, run, os.getloadavg()[0])
 

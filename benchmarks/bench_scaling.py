@@ -100,7 +100,8 @@ def lightning_rate(example, variant: str, devices: int, args: argparse.Namespace
     data = DataLoader(TensorDataset(x, y), batch_size=args.batch_size, shuffle=True)
     network = FlaxModule(example.FlaxCNN(), x[:2])
     module = {"jax-network": example.Classifier, "jax-step": example.JaxStepClassifier}[variant]
-    return timed_fit(module(network, learning_rate=3e-3), data, devices, args.batch_size, args)
+    model = module(network, learning_rate=example.Config().learning_rate)
+    return timed_fit(model, data, devices, args.batch_size, args)
 
 
 def text_rate(text_example, devices: int, args: argparse.Namespace) -> dict:
@@ -108,7 +109,8 @@ def text_rate(text_example, devices: int, args: argparse.Namespace) -> dict:
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
-    vocab, tokens, batch = 8000, 64, args.text_batch_size
+    config = text_example.Config()
+    vocab, tokens, batch = config.vocab_size, config.max_tokens, args.text_batch_size
     n = batch * (WARMUP + args.steps) * devices
     generator = torch.Generator().manual_seed(0)
     lengths = torch.randint(4, 47, (n, 1), generator=generator)  # padded to 64, as the example
@@ -118,7 +120,7 @@ def text_rate(text_example, devices: int, args: argparse.Namespace) -> dict:
     y = torch.randint(0, 2, (n,), generator=generator)
     data = DataLoader(TensorDataset(ids, features, y), batch_size=batch, shuffle=True)
     body = text_example.make_body("minilm", vocab)
-    module = text_example.SentimentClassifier(body, learning_rate=3e-3)
+    module = text_example.SentimentClassifier(body, config.learning_rate, config.weight_decay)
     return timed_fit(module, data, devices, batch, args)
 
 

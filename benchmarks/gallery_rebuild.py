@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import copy_site_project
 
 
 def build(project: Path, env: dict[str, str]) -> tuple[float, str]:
@@ -61,16 +60,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="set GALLERY_QUICK=1")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        project = Path(tmp)
-        for name in ("docs", "examples", "src", "tools"):
-            shutil.copytree(
-                ROOT / name,
-                project / name,
-                ignore=shutil.ignore_patterns("generated", "__pycache__", "*.egg-info"),
-            )
-        # The benchmark records the pages render their measured figures from.
-        shutil.copytree(ROOT / "benchmarks" / "results", project / "benchmarks" / "results")
-        shutil.copy2(ROOT / "mkdocs.yml", project / "mkdocs.yml")
+        project = copy_site_project(Path(tmp))
         env = dict(os.environ, NO_MKDOCS_2_WARNING="1", OMP_NUM_THREADS="1")
         env["PYTHONPATH"] = str(project / "src")
         env["GALLERY_QUICK"] = "1" if args.quick else "0"

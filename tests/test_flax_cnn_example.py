@@ -116,7 +116,8 @@ def test_checkpoint_round_trip_keeps_jax_params_and_optax_state(
     example_input = small_datamodule.train_set[:2][0]
 
     def fresh_model(seed: int):
-        return example.JaxStepClassifier(FlaxModule(example.FlaxCNN(), example_input, seed=seed))
+        network = FlaxModule(example.FlaxCNN(), example_input, seed=seed)
+        return example.JaxStepClassifier(network, example.Config().learning_rate)
 
     model = fresh_model(0)
     trainer = _fit(model, small_datamodule, steps=5, default_root_dir=tmp_path)
@@ -149,6 +150,59 @@ def test_checkpoint_round_trip_keeps_jax_params_and_optax_state(
     jax.tree.map(
         np.testing.assert_array_equal, model.network.jax_params, resumed.network.jax_params
     )
+
+
+def test_one_and_several_process_steps_compute_the_same_update(
+    example, small_datamodule: FashionMNISTDataModule
+) -> None:
+    """`make_train_step` compiles one program for one process, two halves for several (the
+    gradients averaged between them); without a process group both must agree."""
+    import optax
+
+    images, labels = small_datamodule.train_set[:32]
+    x, y = jax.numpy.asarray(images.numpy()), jax.numpy.asarray(labels.numpy().astype(np.int32))
+    model = example.FlaxCNN()
+    params = model.init(jax.random.key(0), x)["params"]
+    tx = optax.adam(1e-3)
+    outcomes = []
+    for processes in (1, 2):
+        step = example.make_train_step(model.apply, tx, processes)
+        state = (jax.tree.map(jax.numpy.copy, params), tx.init(params))
+        losses = []
+        for _ in range(3):
+            new_params, opt_state, loss = step(state[0], state[1], x, y)
+            state = (new_params, opt_state)
+            losses.append(float(loss))
+        outcomes.append((state[0], losses))
+    (one, one_losses), (several, several_losses) = outcomes
+    np.testing.assert_allclose(one_losses, several_losses, rtol=1e-5)
+    assert one_losses[2] < one_losses[0]
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), one, several)
+
+
+def test_the_torch_cnn_is_the_twin_of_the_flax_cnn(
+    example, small_datamodule: FashionMNISTDataModule
+) -> None:
+    """With the flax parameters copied in (kernels transposed to torch's layout, the first
+    dense layer's inputs reordered from channels-last to channels-first), the logits agree."""
+    images = small_datamodule.train_set[:8][0]
+    flax_cnn = example.FlaxCNN()
+    params = flax_cnn.init(jax.random.key(1), jax.numpy.asarray(images.numpy()))["params"]
+    torch_cnn = example.TorchCNN()
+
+    def copy(layer: torch.nn.Module, kernel: np.ndarray, bias: np.ndarray) -> None:
+        layer.weight.data = torch.from_numpy(np.ascontiguousarray(kernel))
+        layer.bias.data = torch.from_numpy(np.asarray(bias).copy())
+
+    p = jax.tree.map(np.asarray, params)
+    copy(torch_cnn.conv1, p["Conv_0"]["kernel"].transpose(3, 2, 0, 1), p["Conv_0"]["bias"])
+    copy(torch_cnn.conv2, p["Conv_1"]["kernel"].transpose(3, 2, 0, 1), p["Conv_1"]["bias"])
+    dense = p["Dense_0"]["kernel"].reshape(7, 7, 64, 128).transpose(3, 2, 0, 1).reshape(128, -1)
+    copy(torch_cnn.dense1, dense, p["Dense_0"]["bias"])
+    copy(torch_cnn.dense2, p["Dense_1"]["kernel"].T, p["Dense_1"]["bias"])
+    expected = np.asarray(flax_cnn.apply({"params": params}, jax.numpy.asarray(images.numpy())))
+    with torch.no_grad():
+        np.testing.assert_allclose(torch_cnn(images).numpy(), expected, rtol=1e-4, atol=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -162,7 +162,14 @@ def build(root: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def tiny_env(root: Path, **extra: str) -> dict[str, str]:
-    return quick_env(PYTHONPATH=str(root / "src"), RUN_LOG=str(root / "runs.log"), **extra)
+    defaults = {
+        "PYTHONPATH": str(root / "src"),
+        "RUN_LOG": str(root / "runs.log"),
+        # The result cache of each project is its own (never the user's ~/.cache), and on.
+        "GALLERY_CACHE": str(root / "cache"),
+        "GALLERY_RESULT_CACHE": "1",
+    }
+    return quick_env(**{**defaults, **extra})
 
 
 def runs(root: Path) -> list[str]:
@@ -231,7 +238,7 @@ def test_times_page_lists_each_example_and_the_total(tiny: Path) -> None:
     for _, _, cells in rows:
         seconds, memory, status = re.findall(r"<td[^>]*>([^<]*)</td>", cells)
         assert re.fullmatch(r"\d+\.\d+ s", seconds) and memory.endswith("MiB")
-        assert status == "ran"
+        assert status == "ran (new)"
     assert re.search(r"Total: \d+\.\d+ s</strong> for 2 examples", page)
     assert not (tiny / "site" / "generated" / "gallery" / "mg_execution_times").exists()
     nav = (tiny / "site" / "index.html").read_text()
@@ -288,7 +295,7 @@ def test_examples_rerun_only_when_what_they_import_changes(tiny: Path) -> None:
     assert result.returncode == 0, log_of(result)
     assert runs(tiny) == [], "an unchanged tree re-runs nothing"
     times = read_page(tiny, "generated/gallery/run-times")
-    assert times.count(">cached<") == 2
+    assert times.count(">reused<") == 2
     assert time_cells(times) == time_cells((tiny / "first-times.html").read_text()), (
         "cached examples show their last measured time"
     )
@@ -298,6 +305,8 @@ def test_examples_rerun_only_when_what_they_import_changes(tiny: Path) -> None:
     result = build(tiny)
     assert result.returncode == 0, log_of(result)
     assert runs(tiny) == ["plot_uses_beta"], "only the example importing the edited module"
+    times = read_page(tiny, "generated/gallery/run-times")
+    assert times.count(">ran (library changed)<") == 1 and times.count(">reused<") == 1
 
     result = build(tiny, GALLERY_QUICK="0")
     assert result.returncode == 0, log_of(result)
@@ -347,10 +356,12 @@ def test_plain_mkdocs_gallery_publishes_a_cached_failure(tmp_path: Path) -> None
         )
 
 
-def test_a_failing_example_fails_every_build_until_fixed(tmp_path: Path) -> None:
+# jobs=1: examples run in the build process, as mkdocs-gallery runs them; 2: in worker processes.
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_failing_example_fails_every_build_until_fixed(tmp_path: Path, jobs: str) -> None:
     root = make_project(tmp_path, {"plot_fails": FAILING, **EXAMPLES})
     for attempt in range(2):
-        result = build(root)
+        result = build(root, GALLERY_JOBS=jobs)
         log = log_of(result)
         assert result.returncode != 0, f"build {attempt} passed with a failing example"
         assert "Example plot_fails.py failed" in log
@@ -359,14 +370,15 @@ def test_a_failing_example_fails_every_build_until_fixed(tmp_path: Path) -> None
         assert "plot_fails" in runs(root), "it ran again"
         assert not (root / "site" / "generated" / "gallery" / "plot_fails").exists()
     write_example(root, "plot_fails", **{**FAILING, "call": "tinylib.beta()"})
-    result = build(root)
+    result = build(root, GALLERY_JOBS=jobs)
     assert result.returncode == 0, log_of(result)
     assert runs(root) == ["plot_fails"]
 
 
-def test_an_example_past_its_timeout_fails_the_build(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_example_past_its_timeout_fails_the_build(tmp_path: Path, jobs: str) -> None:
     root = make_project(tmp_path, {"plot_slow": SLOW})
-    result = build(root, GALLERY_TIMEOUT="2")
+    result = build(root, GALLERY_TIMEOUT="2", GALLERY_JOBS=jobs)
     log = log_of(result)
     # Had the example not been interrupted, it would have finished its sleep and passed.
     assert result.returncode != 0

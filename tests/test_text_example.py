@@ -1,55 +1,73 @@
-"""The text-classification example: data parsing, bad inputs, determinism, the baseline claim.
+"""The text-classification example: its split, tokenizer, bodies, training and predictions.
 
-The example runs once in quick mode (a subset of 800 snippets, MiniLM features) and its
-functions are then called from the namespace it left behind.
+The page's functions and classes are loaded with `example_definitions` (nothing of the page
+runs), then called on the quick run's data: 800 snippets of the corpus, MiniLM features.
 """
 
 from __future__ import annotations
 
-import os
-import runpy
 import subprocess
 import sys
-from typing import Any
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from support import ROOT, quick_env
 
+from gallery_lib import example_definitions
+from gallery_lib.datasets import MiniLMFeatures, load_movie_snippets
+
 EXAMPLE = ROOT / "examples" / "plot_text_classification.py"
 
 
 @pytest.fixture(scope="module")
-def example() -> dict[str, Any]:
-    """The globals of the example after a quick run in this process."""
-    saved = dict(os.environ)
-    os.environ.update(GALLERY_QUICK="1", MPLBACKEND="Agg")
-    try:
-        return runpy.run_path(str(EXAMPLE), run_name="text_example")
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+def example() -> ModuleType:
+    """The example's definitions, without running its cells."""
+    return example_definitions(EXAMPLE)
 
 
-def test_vader_counts_after_dropping_zeros(example: dict[str, Any]) -> None:
-    texts, labels = example["load_corpus"]("vader")
-    assert len(texts) == len(labels) == 10_605 - 37
-    assert int(labels.sum()) == 5242
-    assert int((labels == 0).sum()) == 5326
-    assert all(isinstance(t, str) and t for t in texts)
+@pytest.fixture(scope="module")
+def quick(example: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """The page's pipeline at its quick settings: split, baseline, tokenizer, features, model."""
+    config = example.Config(subset=800, epochs=4)
+    texts, labels = load_movie_snippets(config.data_source)
+    chosen = np.random.default_rng(config.seed).permutation(len(texts))[: config.subset]
+    texts, labels = [texts[i] for i in chosen], labels[chosen]
+    splits = example.split_indices(len(texts), config.seed)
+    split_texts = {name: [texts[i] for i in idx] for name, idx in splits.items()}
+    split_labels = {name: labels[idx] for name, idx in splits.items()}
+    baseline = example.fit_baseline(split_texts["train"], split_labels["train"])
+    tokenizer = example.train_tokenizer(split_texts["train"], config.vocab_size, config.max_tokens)
+    minilm = MiniLMFeatures(max_tokens=config.max_tokens)
+    features = torch.from_numpy(minilm.cached(texts))
+    inputs = {
+        name: (example.token_ids(tokenizer, split_texts[name]), features[idx])
+        for name, idx in splits.items()
+    }
+    log_dir = tmp_path_factory.mktemp("logs")
+    model, trainer = example.train_classifier(inputs, split_labels, config, log_dir)
+
+    def featurize(sentences: list[str]) -> tuple[torch.Tensor, ...]:
+        return example.token_ids(tokenizer, sentences), torch.from_numpy(minilm(sentences))
+
+    return SimpleNamespace(
+        config=config,
+        splits=splits,
+        split_texts=split_texts,
+        split_labels=split_labels,
+        inputs=inputs,
+        baseline_accuracy=baseline.score(split_texts["test"], split_labels["test"]),
+        tokenizer=tokenizer,
+        model=model,
+        trainer=trainer,
+        featurize=featurize,
+    )
 
 
-def test_parse_ground_truth(example: dict[str, Any]) -> None:
-    texts, ratings = example["parse_ground_truth"]("1\t2.5\tGood.\r\n2\t-0.4\tMeh \r\n\r\n")
-    assert texts == ["Good.", "Meh"]
-    np.testing.assert_allclose(ratings, [2.5, -0.4])
-    with pytest.raises(ValueError, match="line 1 has 2 tab-separated fields, expected 3"):
-        example["parse_ground_truth"]("1\tno rating")
-
-
-def test_split_is_disjoint_and_seeded(example: dict[str, Any]) -> None:
-    split = example["split_indices"]
+def test_split_is_disjoint_and_seeded(example: ModuleType) -> None:
+    split = example.split_indices
     a, b = split(1000, 3), split(1000, 3)
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert sorted(np.concatenate(list(a.values())).tolist()) == list(range(1000))
@@ -57,24 +75,57 @@ def test_split_is_disjoint_and_seeded(example: dict[str, Any]) -> None:
     assert not np.array_equal(split(1000, 4)["test"], a["test"])
 
 
-def test_unknown_data_source(example: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match="unknown data_source 'imdb': choose one of vader"):
-        example["load_corpus"]("imdb")
+def test_token_ids_are_padded_rows_of_max_tokens(example: ModuleType) -> None:
+    tokenizer = example.train_tokenizer(["a good film", "a bad film"] * 50, 50, 6)
+    ids = example.token_ids(tokenizer, ["a good film", "good " * 10])
+    assert ids.shape == (2, 6) and ids.dtype == torch.int64
+    assert ids[0, 3:].tolist() == [0, 0, 0]  # three real tokens, then padding (id 0)
+    assert (ids[1] != 0).all()  # cut at 6 tokens
 
 
-def test_hub_source_without_datasets_says_how_to_fix(
-    example: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(sys.modules, "datasets", None)
-    with pytest.raises(ImportError, match=r"pip install datasets"):
-        example["load_corpus"]("rotten_tomatoes")
+def test_bag_of_embeddings_ignores_padding_and_averages(example: ModuleType) -> None:
+    bag = example.MeanOfEmbeddings(vocab_size=10, width=4)
+    with torch.no_grad():
+        bag.embedding.weight.copy_(torch.arange(40.0).reshape(10, 4))
+    pooled = bag.pool(torch.tensor([[2, 4, 0, 0], [3, 0, 0, 0]]))
+    expected = torch.stack([(bag.embedding.weight[2] + bag.embedding.weight[4]) / 2,
+                            bag.embedding.weight[3]])  # fmt: skip
+    torch.testing.assert_close(pooled, expected)
 
 
-def test_predict(example: dict[str, Any]) -> None:
-    predictions = example["predict"](["What a wonderful film.", "Dull."])
+@pytest.mark.parametrize("model", ["scratch", "minilm"])
+def test_each_body_maps_a_batch_to_two_logits(example: ModuleType, model: str) -> None:
+    body = example.make_body(model, vocab_size=50)
+    ids = torch.randint(1, 50, (3, 7))
+    inputs = (ids, torch.randn(3, MiniLMFeatures.width)) if model == "minilm" else (ids,)
+    logits = body(*inputs)
+    assert logits.shape == (3, 2)
+    logits.sum().backward()
+    # DDP needs a gradient for every parameter at every step.
+    assert all(p.grad is not None for p in body.parameters())
+
+
+def test_quick_run_beats_the_baseline(example: ModuleType, quick: SimpleNamespace) -> None:
+    assert len(quick.splits["test"]) == 80
+    (result,) = quick.trainer.test(quick.model, datamodule=quick.trainer.datamodule, verbose=False)
+    # 80 test snippets: 54 right or more happens by chance (p = 0.5) about once in 860 runs.
+    assert result["test_acc"] >= 54 / 80, result
+    assert result["test_acc"] > quick.baseline_accuracy, (
+        f"the model ({result['test_acc']:.3f}) does not beat the tf-idf baseline "
+        f"({quick.baseline_accuracy:.3f}) on the quick run's test split"
+    )
+    metrics_csv = Path(quick.trainer.logger.log_dir) / "metrics.csv"
+    metrics = example.read_metrics(metrics_csv)
+    assert {"train_acc", "val_acc", "val_loss"} <= set(metrics.columns)
+    assert list(metrics["val_acc"].dropna().index) == list(range(quick.config.epochs))
+    assert metrics["test_acc"].dropna().tolist() == [pytest.approx(result["test_acc"])]
+
+
+def test_predict(example: ModuleType, quick: SimpleNamespace) -> None:
+    predictions = example.predict(quick.model, quick.featurize, ["What a wonderful film.", "Dull."])
     assert [label in ("positive", "negative") for label, _ in predictions] == [True, True]
     assert all(0.0 <= p <= 1.0 for _, p in predictions)
-    (single,) = example["predict"]("What a wonderful film.")
+    (single,) = example.predict(quick.model, quick.featurize, "What a wonderful film.")
     assert single == pytest.approx(predictions[0])
 
 
@@ -89,9 +140,9 @@ def test_predict(example: dict[str, Any]) -> None:
     ],
 )
 def test_predict_gets_obvious_sentences_right(
-    example: dict[str, Any], sentence: str, label: str
+    example: ModuleType, quick: SimpleNamespace, sentence: str, label: str
 ) -> None:
-    ((predicted, probability),) = example["predict"](sentence)
+    ((predicted, probability),) = example.predict(quick.model, quick.featurize, sentence)
     assert predicted == label, f"{sentence!r}: {predicted} (p(positive) = {probability:.2f})"
 
 
@@ -106,49 +157,33 @@ def test_predict_gets_obvious_sentences_right(
     ],
 )
 def test_predict_refuses_bad_input(
-    example: dict[str, Any], bad: object, error: type[Exception], message: str
+    example: ModuleType, quick: SimpleNamespace, bad: object, error: type[Exception], message: str
 ) -> None:
     with pytest.raises(error, match=message):
-        example["predict"](bad)
+        example.predict(quick.model, quick.featurize, bad)
 
 
-def test_quick_run_printed_sane_results(example: dict[str, Any]) -> None:
-    assert example["config"].subset == 800
-    # 80 test snippets: 54 right or more happens by chance (p = 0.5) about once in 860 runs.
-    test_size = len(example["splits"]["test"])
-    assert test_size == 80
-    assert example["test_accuracy"] >= 54 / test_size, example["test_accuracy"]
-    assert example["test_accuracy"] > example["baseline_accuracy"], (
-        f"the model ({example['test_accuracy']:.3f}) does not beat the tf-idf baseline "
-        f"({example['baseline_accuracy']:.3f}) on the quick run's test split"
-    )
-    assert example["confusion"].sum() == len(example["splits"]["test"])
-    assert set(example["read_metrics"](example["logger"])) >= {"train_acc", "val_acc", "val_loss"}
-
-
-def test_tokenizer_training_is_reproducible(example: dict[str, Any]) -> None:
-    texts = example["split_texts"]["train"]
-    first, second = (example["train_tokenizer"](texts, vocab_size=2000) for _ in "ab")
+def test_tokenizer_training_is_reproducible(example: ModuleType, quick: SimpleNamespace) -> None:
+    texts = quick.split_texts["train"]
+    first, second = (example.train_tokenizer(texts, 2000, 64) for _ in "ab")
     assert first.get_vocab() == second.get_vocab()
     assert first.encode(texts[0]).ids == second.encode(texts[0]).ids
 
 
 @pytest.mark.parametrize("model", ["scratch", "minilm"])
-def test_training_is_deterministic_under_a_seed(example: dict[str, Any], model: str) -> None:
-    config = example["Config"](model=model, epochs=2, subset=800)
-    inputs = example["split_inputs"]
+def test_training_is_deterministic_under_a_seed(
+    example: ModuleType, quick: SimpleNamespace, model: str, tmp_path: Path
+) -> None:
+    config = example.Config(model=model, epochs=2, subset=800)
+    inputs = quick.inputs
     if model == "scratch":
         inputs = {name: tensors[:1] for name, tensors in inputs.items()}  # token ids only
-    vocab = example["tokenizer"].get_vocab_size()
-    runs = [
-        example["train_classifier"](inputs, example["split_labels"], config, vocab)[0] for _ in "ab"
-    ]
+    runs = [example.train_classifier(inputs, quick.split_labels, config, tmp_path)[0] for _ in "ab"]
     first, second = (run.state_dict() for run in runs)
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
-    other = example["train_classifier"](
-        inputs, example["split_labels"], example["Config"](model=model, epochs=2, seed=1), vocab
-    )[0]
+    other_seed = example.Config(model=model, epochs=2, seed=1)
+    other = example.train_classifier(inputs, quick.split_labels, other_seed, tmp_path)[0]
     assert not all(torch.equal(first[k], other.state_dict()[k]) for k in first)
 
 
@@ -163,48 +198,52 @@ def test_cli_help_lists_the_settings() -> None:
     )
     assert result.returncode == 0, result.stderr
     flags = ["--data-source", "--model", "--epochs", "--batch-size", "--threads", "--seed"]
+    flags += ["--vocab-size", "--max-tokens", "--weight-decay"]
     flags += ["--accelerator", "--devices", "--num-nodes", "--strategy"]  # Lightning's scaling
     for flag in flags:
         assert flag in result.stdout
 
 
-def test_cli_unknown_data_source_fails_clearly() -> None:
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLE), "--data-source", "imdb"],
-        env=quick_env(MPLBACKEND="Agg"),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert result.returncode != 0
-    assert "unknown data_source 'imdb'" in result.stderr
+@pytest.mark.parametrize(
+    ("flag", "value", "choices"),
+    [("--data-source", "imdb", ["vader", "rotten_tomatoes", "sst2"]),
+     ("--model", "bert", ["minilm", "scratch"])],
+)  # fmt: skip
+def test_cli_unknown_choice_fails_with_the_choices(
+    example: ModuleType, flag: str, value: str, choices: list[str], capsys: pytest.CaptureFixture
+) -> None:
+    from gallery_lib import example_config
+
+    with pytest.raises(SystemExit) as stopped:
+        example_config(example.Config, args=[flag, value])
+    assert stopped.value.code == 2
+    output = capsys.readouterr()
+    for word in [flag, value, *choices]:
+        assert word in output.err + output.out
 
 
 @pytest.mark.slow
-def test_minilm_model_beats_the_baseline_on_a_subset(example: dict[str, Any]) -> None:
+def test_minilm_model_beats_the_baseline_on_a_subset(example: ModuleType, tmp_path: Path) -> None:
     """The page's claim on 3000 snippets (fresh split, tokenizer and features), all epochs."""
-    config = example["Config"](subset=3000, seed=0)
-    texts, labels = example["load_corpus"]("vader")
+    config = example.Config(subset=3000, seed=0)
+    texts, labels = load_movie_snippets("vader")
     chosen = np.random.default_rng(1).permutation(len(texts))[: config.subset]
     texts, labels = [texts[i] for i in chosen], labels[chosen]
-    splits = example["split_indices"](len(texts), config.seed)
+    splits = example.split_indices(len(texts), config.seed)
     split_texts = {name: [texts[i] for i in idx] for name, idx in splits.items()}
     split_labels = {name: labels[idx] for name, idx in splits.items()}
-    baseline = example["fit_baseline"](split_texts["train"], split_labels["train"])
+    baseline = example.fit_baseline(split_texts["train"], split_labels["train"])
     baseline_accuracy = baseline.score(split_texts["test"], split_labels["test"])
-    tokenizer = example["train_tokenizer"](split_texts["train"])
-    features = example["MiniLMFeatures"]()
+    tokenizer = example.train_tokenizer(split_texts["train"], config.vocab_size, config.max_tokens)
+    features = MiniLMFeatures(max_tokens=config.max_tokens)
     inputs = {
         name: (
-            torch.tensor([e.ids for e in tokenizer.encode_batch(split_texts[name])]),
+            example.token_ids(tokenizer, split_texts[name]),
             torch.from_numpy(features.cached(split_texts[name])),
         )
         for name in splits
     }
-    model, trainer, _ = example["train_classifier"](
-        inputs, split_labels, config, tokenizer.get_vocab_size()
-    )
+    model, trainer = example.train_classifier(inputs, split_labels, config, tmp_path)
     result = trainer.test(model, datamodule=trainer.datamodule, verbose=False)[0]
     print(f"test accuracy {result['test_acc']:.3f}, baseline {baseline_accuracy:.3f}")
     assert result["test_acc"] > baseline_accuracy + 0.01

@@ -3,8 +3,10 @@
 - names of the documented package in example code link to their API entry (mkdocs-autorefs);
 - each API entry ends with the examples that use it;
 - a failing example fails every build until it is fixed (`mkdocs serve` reports it and lives);
-- an example re-runs when a module of the package it imports changes, or quick mode toggles;
-- a run-time table page (time and peak memory of each example, the total);
+- an example re-runs when a module of the package it imports changes, a distribution it imports
+  changes version, or quick mode toggles; its outputs are kept in a result cache by key;
+- examples run in parallel worker processes, at most `jobs` at once;
+- a run-time table page (time and peak memory of each example, why it ran, the total);
 - a per-example timeout;
 - no absl `_LoggingTee` traceback at exit;
 - measured figures rendered from benchmark records: `{{ bench:ppo.equal_ratio:.3f }}`;
@@ -24,6 +26,11 @@ mkdocs events and to mkdocs-gallery's documented options (`doc_module`, `reset_m
         times_page: run-times.md       # written in the first gallery folder
         results: benchmarks/results    # benchmark records, relative to mkdocs.yml
         key_environment: [GALLERY_QUICK]  # variables whose values change what examples compute
+        jobs: auto                     # examples run at once (env GALLERY_JOBS wins); 1: serial
+        exclusive: [plot_big.py]       # examples that use every core: they run alone
+        result_cache: true             # keep outputs by key in $GALLERY_CACHE/gallery
+                                       # (env GALLERY_RESULT_CACHE=0 turns it off)
+        headers: true                  # example pages open with a header made from the script
         order: [plot_a.py, plot_b.py]  # the gallery index's reading order (every example)
         undeclared_requirements: {gymnax: [six]}  # what a distribution imports undeclared
 """
@@ -31,40 +38,49 @@ mkdocs events and to mkdocs-gallery's documented options (`doc_module`, `reset_m
 from __future__ import annotations
 
 import functools
-import io
 import logging
 import os
 import posixpath
-import re
 import sys
-import zipfile
-from html import escape as html_escape
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from gallery_ext import (
+    GALLERY_LOGGER,
     STATE_FILE,
+    DropExampleFailures,
+    Environment,
     Example,
     ExampleCard,
     ExampleMonitor,
     FigureError,
     Header,
     IntroError,
+    Key,
     Library,
+    Outcome,
+    ResultCache,
     State,
+    Task,
     TimeRow,
+    WorkerPool,
     append_used_in,
+    cache_root,
     collect_examples,
     dependency_key,
     example_usage,
+    gallery_index,
     header_markdown,
+    install_line,
     link_code_names,
     machine_description,
     parse_intro,
+    release_logging_tee,
     render_example_page,
     render_figures,
     required_distributions,
-    third_party_distributions,
+    source_archive,
     thumbnail_number,
     times_table,
     used_in_gallery,
@@ -76,10 +92,11 @@ from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 from mkdocs.utils import get_relative_url
 from mkdocs_gallery.sorting import ExplicitOrder
+from mkdocs_gallery.utils import get_md5sum
 
 log = get_plugin_logger("gallery")
-GALLERY_LOGGER = "mkdocs.plugins.mkdocs-gallery"
-FAILED_MARK = "failed to execute correctly"
+REUSED = "reused"
+RESTORED = "restored from the result cache"
 
 
 class _Build:
@@ -109,12 +126,48 @@ class _Build:
         self.order: list[str] = list(settings.get("order", []))
         self.undeclared: dict[str, list[str]] = dict(settings.get("undeclared_requirements", {}))
         self.project_dir = config_dir
+        # Example pages open with a header made from their docstring (see gallery_ext._header).
+        self.headers = bool(settings.get("headers", False))
+        self.environment = Environment(self.libraries)
+        self.keys = {example: self.key(example) for example in self.examples}
+        self.jobs = _jobs(os.environ.get("GALLERY_JOBS") or settings.get("jobs", "auto"))
+        self.exclusive: set[str] = set(settings.get("exclusive") or [])
+        unknown = self.exclusive - {example.name for example in self.examples}
+        if unknown:
+            raise PluginError(
+                f"gallery hooks: `extra.gallery.exclusive` in mkdocs.yml names {sorted(unknown)}, "
+                "which are not examples of the gallery; list script file names such as "
+                f"{self.examples[0].name if self.examples else 'plot_x.py'!r}."
+            )
+        cache_on = os.environ.get("GALLERY_RESULT_CACHE") or settings.get("result_cache", True)
+        self.cache = (
+            ResultCache(cache_root(settings.get("cache_dir")))
+            if str(cache_on).strip().lower() not in ("0", "false", "no", "off")
+            else None
+        )
+        self.reasons: dict[Example, str] = {}
+        """Why each example runs in this build, or `REUSED` / `RESTORED`."""
+        self.outcomes: dict[Example, Outcome] = {}
+        """Examples run by worker processes in this build."""
 
-    def key(self, example: Example) -> str:
-        environment = [
-            f"{name}={os.environ.get(name, '').strip().lower()}" for name in self.key_environment
-        ]
-        return "/".join(dependency_key(example.source, lib, *environment) for lib in self.libraries)
+    def key(self, example: Example) -> Key:
+        """What the outputs of `example` depend on (see `Key`)."""
+        environment = self.environment.versions(example.source)
+        for name in self.key_environment:
+            environment[f"${name}"] = os.environ.get(name, "").strip().lower()
+        return Key(
+            script=get_md5sum(example.source, mode="t"),
+            library="/".join(dependency_key(example.source, lib) for lib in self.libraries),
+            environment=environment,
+        )
+
+    def measure(self, example: Example) -> tuple[float, float] | None:
+        """The time and peak memory of the example's run in this build, if it ran."""
+        outcome = self.outcomes.get(example)
+        if outcome is not None:
+            return outcome.seconds, outcome.peak_mb
+        measure = self.monitor.measures.get(example.source)
+        return None if measure is None else (measure.seconds, measure.peak_mb)
 
     def failures(self) -> dict[Example, str]:
         """Examples mkdocs-gallery saw fail in this build, with their tracebacks."""
@@ -130,14 +183,26 @@ _build: _Build | None = None
 _serving = False
 
 
-class _DropExampleFailures(logging.Filter):
-    """mkdocs-gallery logs each failure as a warning; these hooks report it once, as an error."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return FAILED_MARK not in record.getMessage()
+_drop_failures = DropExampleFailures()
 
 
-_drop_failures = _DropExampleFailures()
+def _jobs(value: object) -> int:
+    """`jobs` of mkdocs.yml or GALLERY_JOBS: a positive number, or `auto` (the usable cores)."""
+    if str(value).strip().lower() == "auto":
+        try:
+            return len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            return os.cpu_count() or 1
+    try:
+        jobs = int(str(value))
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise PluginError(
+            f"gallery hooks: jobs={value!r} (`extra.gallery.jobs` in mkdocs.yml or GALLERY_JOBS) "
+            "must be a positive number of examples to run at once, or `auto` for one per core."
+        )
+    return jobs
 
 
 def on_startup(command: str, dirty: bool) -> None:
@@ -175,30 +240,102 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     conf["call_memory"] = build.monitor.call_memory
     logging.getLogger(GALLERY_LOGGER).addFilter(_drop_failures)
     # mkdocs-gallery skips a script whose copy's MD5 matches: drop that marker when what the
-    # script depends on changed, or when its last run failed, so that it runs again.
+    # script depends on changed, or when its last run failed, so that it runs again; unless the
+    # result cache holds the outputs of a run with the same key.
     for example in build.examples:
         record = build.state.get(example)
-        if record.key != build.key(example):
-            example.md5_file.unlink(missing_ok=True)
+        key = build.keys[example]
+        reason = record.reason(key)
+        if reason is None and not example.md5_file.is_file():
+            reason = "outputs missing"
+        if reason is None:
+            build.reasons[example] = REUSED
+            continue
+        restored = build.cache.restore(example, key) if build.cache else None
+        if restored is not None:
+            record.accept(key)
+            record.seconds, record.peak_mb = restored.seconds, restored.peak_mb
+            record.machine = restored.machine
+            build.reasons[example] = RESTORED
+            continue
+        example.md5_file.unlink(missing_ok=True)
+        build.reasons[example] = reason
+    if build.jobs > 1:
+        _run_in_workers(build, config)
     return config
+
+
+def _run_in_workers(build: _Build, config: MkDocsConfig) -> None:
+    """Run the examples that must run in worker processes, before mkdocs-gallery's own pass.
+
+    Each worker generates an example's files with mkdocs-gallery's own code, `.md5` marker
+    included, so that mkdocs-gallery's pass (`on_pre_build`) finds them up to date and only
+    assembles the gallery. A failure is handed to mkdocs-gallery's list of failing examples,
+    where `on_pre_build` below reports it like one of a serial build.
+    """
+    stale = [example for example in build.examples if not example.md5_file.is_file()]
+    if not stale:
+        return
+    for example in stale:  # workers must not race to create the folders
+        (example.generated.parent / "images" / "thumb").mkdir(parents=True, exist_ok=True)
+    tasks = [
+        Task(example, build.state.get(example).seconds, example.name in build.exclusive)
+        for example in stale
+    ]
+    workers = min(build.jobs, len(tasks))
+    log.info(f"running {len(tasks)} example(s) in {workers} worker process(es) (jobs={build.jobs})")
+    level = logging.getLogger("mkdocs").getEffectiveLevel()
+    with tempfile.TemporaryDirectory(prefix="gallery-workers-") as logs:
+        config_file = Path(config.config_file_path).resolve()
+        pool = WorkerPool(config_file, build.jobs, build.monitor.timeout, Path(logs), level)
+        for task, outcome in pool.run(tasks):
+            example = task.example
+            build.outcomes[example] = outcome
+            _report(example, outcome)
+            if outcome.failure is None:
+                continue
+            build.gallery_conf["failing_examples"][example.source] = outcome.failure
+            if outcome.crashed:
+                # No page was written: say why on it, and keep mkdocs-gallery from running it.
+                page = example.generated.with_suffix(".md")
+                page.write_text(f"# {example.title}\n\n```pytb\n{outcome.failure}\n```\n")
+                example.md5_file.write_text(get_md5sum(example.source, mode="t"))
+
+
+def _report(example: Example, outcome: Outcome) -> None:
+    """Log what one example did in its worker, in one piece."""
+    status = "failed" if outcome.failure else "ran"
+    log.info(f"{example.name} {status} in a worker: {outcome.seconds:.1f} s of code")
+    for name, level, message in outcome.log:
+        logging.getLogger(name).log(level, "%s", message)
+    if outcome.output.strip():
+        sys.stderr.write(outcome.output if outcome.output.endswith("\n") else outcome.output + "\n")
+        sys.stderr.flush()
 
 
 @event_priority(-100)  # after mkdocs-gallery has run the examples
 def on_pre_build(config: MkDocsConfig) -> None:
     build = _require_build()
-    _release_logging_tee()
+    release_logging_tee()
     failures = build.failures()
     for example in build.examples:
         record = build.state.get(example)
-        measure = build.monitor.measures.get(example.source)
+        measure = build.measure(example)
         if example in failures:
             example.md5_file.unlink(missing_ok=True)
-            record.key = None
+            record.key, record.failed = None, True
         elif measure is not None:
-            record.key = build.key(example)
+            record.accept(build.keys[example])
         if measure is not None:
-            record.seconds, record.peak_mb = measure.seconds, measure.peak_mb
+            record.seconds, record.peak_mb = measure
             record.machine = machine_description()
+        if example not in failures and measure is not None and build.cache is not None:
+            build.cache.store(example, record)
+        if example in build.outcomes and example not in failures:
+            # mkdocs-gallery found it up to date; count it as executed in its summary.
+            build.gallery_conf["passing_examples"].append(example.source)
+            stale = build.gallery_conf["stale_examples"]
+            stale[:] = [path for path in stale if Path(path).name != example.name]
     build.state.save()
     _write_if_changed(build.times_page, _times_markdown(build, failures))
     if not failures:
@@ -225,7 +362,8 @@ def on_build_error(error: Exception) -> None:
         return
     for example in _build.failures():
         example.md5_file.unlink(missing_ok=True)
-        _build.state.get(example).key = None
+        record = _build.state.get(example)
+        record.key, record.failed = None, True
     _build.state.save()
 
 
@@ -236,8 +374,9 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         if posixpath.basename(file.src_uri) == "mg_execution_times.md":
             files.remove(file)
     build = _require_build()
-    for library in build.libraries:
-        name, content = _source_archive(library.name, build.project_dir)
+    for library in build.libraries if build.headers else []:
+        name = _source_archive_name(library.name)
+        content = source_archive(library.name, name.removesuffix(".zip"), build.project_dir)
         files.append(File.generated(config, f"downloads/{name}", content=content))
     return files
 
@@ -253,7 +392,8 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
     example = build.by_page.get(page.file.src_uri)
     if example is not None:
         return _example_page(build, example, markdown, page)
-    if any(page.file.src_uri == _index_page(build, example) for example in build.examples):
+    index = any(page.file.src_uri == _index_page(build, example) for example in build.examples)
+    if index and build.headers:
         return _gallery_index(build, markdown)
     if ":::" not in markdown:
         return markdown
@@ -303,26 +443,28 @@ def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -
 
 def _example_page(build: _Build, example: Example, markdown: str, page: Page) -> str:
     source = example.source.read_text()
-    try:
-        intro = parse_intro(source, example.name)
-    except IntroError as error:
-        raise PluginError(str(error)) from error
-    record = build.state.get(example)
     images = example.generated.parent / "images"
-    number = thumbnail_number(source)
-    result = f"mkd_glr_{example.source.stem}_{number:03d}.png"
 
     def full_size(src: str) -> str:
         high = Path(src).with_name(Path(src).stem + "_2_0x.png").as_posix()
         return high if (images / Path(high).name).is_file() else src
 
+    if not build.headers:
+        return render_example_page(markdown, None, full_size)
+    try:
+        intro = parse_intro(source, example.name)
+    except IntroError as error:
+        raise PluginError(str(error)) from error
+    record = build.state.get(example)
+    number = thumbnail_number(source)
+    result = f"mkd_glr_{example.source.stem}_{number:03d}.png"
     library = build.libraries[0].name
     archive = _source_archive_name(library)
     depth = len(Path(example.page).parent.parts)
     header = Header(
         intro=intro,
         script=example.name,
-        install=_install_line(build, source, archive),
+        install=install_line(source, archive, _library_distributions(build), build.undeclared),
         library_download="../" * depth + f"downloads/{archive}",
         seconds=record.seconds,
         peak_mb=record.peak_mb,
@@ -333,71 +475,25 @@ def _example_page(build: _Build, example: Example, markdown: str, page: Page) ->
     return render_example_page(markdown, header_markdown(header), full_size)
 
 
-def _install_line(build: _Build, source: str, archive: str) -> str:
-    """`pip install` the package's archive and the distributions the script imports besides."""
-    installed = set()
+def _gallery_index(build: _Build, markdown: str) -> str:
+    cards = {}
+    for example in build.examples:
+        intro = parse_intro(example.source.read_text(), example.name)
+        cards[example.source.stem] = (intro.summary, build.state.get(example).seconds)
+    return gallery_index(markdown, cards)
+
+
+def _library_distributions(build: _Build) -> set[str]:
+    """What installing the documented packages installs."""
+    installed: set[str] = set()
     for library in build.libraries:
         for dist in _distributions_of(library.name):
             installed |= required_distributions(dist)
-    extra = third_party_distributions(source, exclude=installed)
-    for dist, _ in list(extra):
-        for name in build.undeclared.get(dist, []):
-            extra.append((name, _version(name)))
-    pins = " ".join(f"{dist}=={version}" for dist, version in sorted(set(extra)))
-    return f"pip install ./{archive} {pins}".rstrip()
-
-
-_CARD = re.compile(
-    r'<div class="mkd-glr-thumbcontainer" tooltip="[^"]*">(?P<body>.*?href="(?P<href>[^"]+)".*?)'
-    r"</span>\s*</a>",
-    re.DOTALL,
-)
-
-
-def _gallery_index(build: _Build, markdown: str) -> str:
-    """Cards in a grid, with the summary as plain hover text and the last run time."""
-    by_stem = {example.source.stem: example for example in build.examples}
-
-    def card(match: re.Match[str]) -> str:
-        example = by_stem.get(posixpath.basename(match["href"]))
-        if example is None:
-            return match[0]
-        summary = parse_intro(example.source.read_text(), example.name).summary
-        seconds = build.state.get(example).seconds
-        time = (
-            f'<span class="gallery-card__time">runs in {_short_duration(seconds)}</span>'
-            if seconds is not None
-            else ""
-        )
-        return (
-            f'<div class="mkd-glr-thumbcontainer" title="{html_escape(_plain_text(summary))}">'
-            f"{match['body']}</span>{time}</a>"
-        )
-
-    markdown = _CARD.sub(card, markdown)
-    first = markdown.find('<div class="mkd-glr-thumbcontainer"')
-    last = markdown.rfind('<div class="mkd-glr-thumbcontainer"')
-    if first < 0:
-        return markdown
-    end = markdown.index("\n</div>", last) + len("\n</div>")
-    return (
-        f'{markdown[:first]}<div class="gallery-cards">\n{markdown[first:end]}\n</div>'
-        f"{markdown[end:]}"
-    )
+    return installed
 
 
 def _index_page(build: _Build, example: Example) -> str:
     return posixpath.join(posixpath.dirname(example.page), "index.md")
-
-
-def _plain_text(markdown: str) -> str:
-    """Markdown inline syntax removed: links keep their text, code its content."""
-    text = re.sub(r"\[([^\]]+)\]\([^)]*\)|\[([^\]]+)\]\[[^\]]*\]", r"\1\2", markdown)
-    return re.sub(r"[`*_]", "", text)
-
-
-def _short_duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 100 else f"{seconds / 60:.1f} min"
 
 
 @functools.cache
@@ -417,51 +513,24 @@ def _source_archive_name(package: str) -> str:
     return f"{package}-{_version(_distributions_of(package)[0])}.zip"
 
 
-def _source_archive(package: str, project_dir: Path) -> tuple[str, bytes]:
-    """A zip of the package's source tree that `pip install` builds (pyproject.toml at its top)."""
-    name = _source_archive_name(package)
-    top = name.removesuffix(".zip")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in ("pyproject.toml", "README.md"):
-            archive.write(project_dir / path, f"{top}/{path}")
-        for path in sorted((project_dir / "src" / package).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                archive.write(path, f"{top}/{path.relative_to(project_dir).as_posix()}")
-    return name, buffer.getvalue()
-
-
 def _times_markdown(build: _Build, failures: dict[Example, str]) -> str:
     here = build.times_page.parent
     rows = []
     for example in build.examples:
         record = build.state.get(example)
+        reason = build.reasons.get(example, "")
         rows.append(
             TimeRow(
                 title=example.title,
                 page=posixpath.relpath(example.generated.with_suffix(".md"), here),
                 seconds=record.seconds,
                 peak_mb=record.peak_mb,
-                ran_now=example.source in build.monitor.measures,
+                ran_now=build.measure(example) is not None,
                 failed=example in failures,
+                reason="" if reason == REUSED else reason,
             )
         )
     return times_table(rows)
-
-
-def _release_logging_tee() -> None:
-    """Point absl's log handler back at the real stderr.
-
-    absl creates its handler on first import with `sys.stderr` as stream; when an example
-    imports jax, that is mkdocs-gallery's capturing `_LoggingTee`, which has no `close()`, so
-    absl's exit handler printed a traceback after every build.
-    """
-    absl_logging = sys.modules.get("absl.logging")
-    if absl_logging is None:
-        return
-    handler = absl_logging.get_absl_handler().python_handler
-    if not callable(getattr(handler.stream, "close", None)):
-        handler.setStream(sys.stderr)
 
 
 def _serve_logger() -> logging.Logger:

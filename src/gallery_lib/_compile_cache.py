@@ -77,7 +77,7 @@ def enable_compile_cache(
         ValueError: `max_size_bytes` is not positive, `min_compile_time_s` is negative, or
             `GALLERY_COMPILE_CACHE` is not a boolean.
 
-    Example:
+    Examples:
         >>> folder = enable_compile_cache()  # as every example does (None when turned off)
         >>> folder is None or (folder.parent.name == "xla" and folder.is_dir())
         True
@@ -156,7 +156,7 @@ def watch_compile_cache() -> Iterator[CompileCacheEvents]:
     Yields:
         A [`CompileCacheEvents`][gallery_lib.CompileCacheEvents], filled in as the block runs.
 
-    Example:
+    Examples:
         >>> with watch_compile_cache() as events:
         ...     pass
         >>> events

@@ -61,7 +61,7 @@ def initialize_distributed(
         RuntimeError: Jax already computed something in this process (from Jax: call this
             function before any other Jax code).
 
-    Example:
+    Examples:
         Outside SLURM and without arguments, a single process stays single:
 
         >>> initialize_distributed()
@@ -109,7 +109,7 @@ def all_reduce_mean(tree: Tree) -> Tree:
     Returns:
         A pytree of the same structure: the mean of each leaf over the processes.
 
-    Example:
+    Examples:
         Without a process group (one process) nothing changes:
 
         >>> import jax.numpy as jnp

@@ -23,7 +23,7 @@ def cache_dir(path: str | os.PathLike[str] | None = None) -> Path:
     Returns:
         The folder, as an absolute path.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> folder = cache_dir(tempfile.mkdtemp())
         >>> folder.is_dir()
@@ -39,7 +39,7 @@ def cache_dir(path: str | os.PathLike[str] | None = None) -> Path:
 def sha256_of(path: str | os.PathLike[str]) -> str:
     """The hexadecimal sha256 digest of a file, read in chunks.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> file = Path(tempfile.mkdtemp()) / "x.txt"
         >>> _ = file.write_bytes(b"abc")

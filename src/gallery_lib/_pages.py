@@ -237,7 +237,7 @@ def example_definitions(path: str | Path, module_name: str | None = None) -> typ
         A module whose attributes are the script's imports, functions and classes; it is
         registered in `sys.modules` under `module_name`, as an imported module would be.
 
-    Example:
+    Examples:
         >>> import tempfile, textwrap
         >>> script = tempfile.NamedTemporaryFile("w", suffix=".py", delete=False)
         >>> _ = script.write(

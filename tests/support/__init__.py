@@ -3,6 +3,7 @@
 Imported as `from support import ...` (`tests/` is on pytest's `pythonpath`).
 """
 
+from ._distributions import fake_distribution
 from ._site import (
     EXAMPLES,
     ROOT,
@@ -12,4 +13,12 @@ from ._site import (
     quick_env,
 )
 
-__all__ = ["EXAMPLES", "ROOT", "TESTS", "build_site", "copy_project", "quick_env"]
+__all__ = [
+    "EXAMPLES",
+    "ROOT",
+    "TESTS",
+    "build_site",
+    "copy_project",
+    "fake_distribution",
+    "quick_env",
+]

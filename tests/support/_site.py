@@ -18,6 +18,8 @@ def quick_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         GALLERY_QUICK="1",
+        # The tests execute the examples: results restored from the cache would not test them.
+        GALLERY_RESULT_CACHE="0",
         NO_MKDOCS_2_WARNING="1",
         OMP_NUM_THREADS="1",
         PYTHONWARNINGS="ignore::DeprecationWarning",
@@ -44,10 +46,14 @@ def build_site(project: Path, site: Path) -> subprocess.CompletedProcess[str]:
 def copy_project(dest: Path) -> Path:
     """Copy what the site is built from into `dest`, leaving the checkout's caches alone."""
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(ROOT / "mkdocs.yml", dest / "mkdocs.yml")
+    # pyproject.toml and README.md go into the source archive the example pages offer.
+    for name in ("mkdocs.yml", "pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, dest / name)
     shutil.copytree(ROOT / "docs", dest / "docs", ignore=shutil.ignore_patterns("generated"))
     shutil.copytree(ROOT / "examples", dest / "examples")
     shutil.copytree(ROOT / "tools", dest / "tools", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "benchmarks" / "results", dest / "benchmarks" / "results")
     (dest / "src").symlink_to(ROOT / "src")
+    # The site's KaTeX and Mermaid (tools/site_assets.py), installed by `make env`.
+    (dest / "node_modules").symlink_to(ROOT / "node_modules")
     return dest

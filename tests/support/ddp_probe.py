@@ -41,7 +41,7 @@ def run(example, variant: str, devices: int, out: str) -> None:
     y = torch.randint(0, 10, (len(x),), generator=generator)
     network = FlaxModule(example.FlaxCNN(), x[:2], seed=rank)
     module = {"jax-network": example.Classifier, "jax-step": example.JaxStepClassifier}[variant]
-    model = module(network, learning_rate=3e-3)
+    model = module(network, learning_rate=example.Config().learning_rate)
     trainer = quiet_lightning_trainer(
         max_epochs=1,
         accelerator="cpu",

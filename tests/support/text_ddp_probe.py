@@ -17,7 +17,6 @@ steps, and a digest of its tokenizer's vocabulary.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import os
@@ -28,33 +27,23 @@ import numpy as np
 import torch
 
 from gallery_lib import example_definitions
+from gallery_lib.datasets import load_movie_snippets
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plot_text_classification.py"
 GLOBAL_BATCH, STEPS, EPOCHS, N_EVAL, VOCAB = 16, 3, 2, 32, 1500
 
 
-def load_example():
-    """The example's definitions, and its upper-case constants (`MAX_TOKENS`...) they read."""
-    example = example_definitions(EXAMPLE)
-    for node in ast.parse(EXAMPLE.read_text()).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            name = getattr(node.targets[0], "id", "")
-            if name.isupper() and not isinstance(node.value, ast.Call):  # LOG_DIR: set below
-                setattr(example, name, ast.literal_eval(node.value))
-    return example
-
-
 def inputs_and_labels(example):
     """Token ids of real snippets, random stand-in features, their labels; the vocab digest."""
-    texts, labels = example.load_corpus("vader")
-    tokenizer = example.train_tokenizer(texts[:2000], vocab_size=VOCAB)
+    texts, labels = load_movie_snippets("vader")
+    tokenizer = example.train_tokenizer(texts[:2000], VOCAB, example.Config().max_tokens)
     vocab = json.dumps(sorted(tokenizer.get_vocab().items()))
     sizes = {"train": GLOBAL_BATCH * STEPS, "val": N_EVAL, "test": N_EVAL}
     generator = torch.Generator().manual_seed(0)
     inputs, split_labels, start = {}, {}, 0
     for name, size in sizes.items():
         chosen = slice(start, start + size)
-        ids = torch.tensor([e.ids for e in tokenizer.encode_batch(texts[chosen])])
+        ids = example.token_ids(tokenizer, texts[chosen])
         features = torch.randn(size, example.MiniLMFeatures.width, generator=generator)
         inputs[name], split_labels[name] = (ids, features), labels[chosen]
         start += size
@@ -64,8 +53,7 @@ def inputs_and_labels(example):
 def main(out: str, devices: int) -> None:
     torch.set_num_threads(1)
     rank = int(os.environ.get("LOCAL_RANK", 0))
-    example = load_example()
-    example.LOG_DIR = Path(f"{out}.logs.{devices}")
+    example = example_definitions(EXAMPLE)
     inputs, labels, vocab_digest = inputs_and_labels(example)
 
     initial: dict[str, np.ndarray] = {}
@@ -90,10 +78,12 @@ def main(out: str, devices: int) -> None:
             accelerator="cpu",
             devices=str(devices),
             strategy="ddp",
+            vocab_size=VOCAB,
         )
         initial.clear()
         model_inputs = inputs if model == "minilm" else {k: v[:1] for k, v in inputs.items()}
-        classifier, trainer, _ = example.train_classifier(model_inputs, labels, config, VOCAB)
+        log_dir = Path(f"{out}.logs.{devices}")
+        classifier, trainer = example.train_classifier(model_inputs, labels, config, log_dir)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         (test,) = trainer.test(classifier, datamodule=trainer.datamodule, verbose=False)
         metrics |= test

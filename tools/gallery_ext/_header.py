@@ -29,9 +29,11 @@ from __future__ import annotations
 import ast
 import html
 import importlib.metadata
+import io
 import os
 import re
 import sys
+import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +148,102 @@ def required_distributions(distribution: str) -> set[str]:
     return names
 
 
+def install_line(
+    source: str,
+    archive: str,
+    installed: set[str],
+    undeclared: dict[str, list[str]] | None = None,
+) -> str:
+    """`pip install` the package's source archive and the distributions the script imports
+    besides what the package installs, pinned to the versions of this build.
+
+    Args:
+        source: The script's code.
+        archive: File name of the package's source archive.
+        installed: The distributions the package installs itself (left out of the line).
+        undeclared: What a distribution imports without declaring it (`{"gymnax": ["six"]}`).
+
+    Returns:
+        The command, one distribution per line.
+    """
+    pins = dict(third_party_distributions(source, exclude=installed))
+    for dist in list(pins):
+        for name in (undeclared or {}).get(dist, []):
+            pins[name] = importlib.metadata.version(name)
+    lines = "".join(f" \\\n    {dist}=={version}" for dist, version in sorted(pins.items()))
+    return f"pip install ./{archive}{lines}"
+
+
+def source_archive(package: str, top: str, project_dir: Path) -> bytes:
+    """A zip of the package's source tree that `pip install` builds: its pyproject.toml,
+    README.md and `src/<package>/`, under the folder `top`."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in ("pyproject.toml", "README.md"):
+            archive.write(project_dir / name, f"{top}/{name}")
+        for path in sorted((project_dir / "src" / package).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                archive.write(path, f"{top}/{path.relative_to(project_dir).as_posix()}")
+    return buffer.getvalue()
+
+
+_CARD = re.compile(
+    r'<div class="mkd-glr-thumbcontainer" tooltip="[^"]*">(?P<body>.*?href="(?P<href>[^"]+)".*?)'
+    r"</span>\s*</a>",
+    re.DOTALL,
+)
+
+
+def gallery_index(markdown: str, cards: dict[str, tuple[str, float | None]]) -> str:
+    """mkdocs-gallery's index with its cards in a grid, each with its summary as plain hover
+    text and its last run time.
+
+    Args:
+        markdown: The generated index page.
+        cards: For each script's stem, its summary (Markdown) and last run time in seconds.
+
+    Returns:
+        The page with the cards rewritten.
+    """
+
+    def card(match: re.Match[str]) -> str:
+        stem = match["href"].rstrip("/").rsplit("/", 1)[-1]
+        if stem not in cards:
+            return match[0]
+        summary, seconds = cards[stem]
+        time = (
+            f'<span class="gallery-card__time">runs in {_short_duration(seconds)}</span>'
+            if seconds is not None
+            else ""
+        )
+        hover = html.escape(plain_text(summary))
+        return (
+            f'<div class="mkd-glr-thumbcontainer" title="{hover}">{match["body"]}</span>{time}</a>'
+        )
+
+    markdown = _CARD.sub(card, markdown)
+    first = markdown.find('<div class="mkd-glr-thumbcontainer"')
+    if first < 0:
+        return markdown
+    last = markdown.rfind('<div class="mkd-glr-thumbcontainer"')
+    end = markdown.index("\n</div>", last) + len("\n</div>")
+    return (
+        f'{markdown[:first]}<div class="gallery-cards">\n{markdown[first:end]}\n</div>'
+        f"{markdown[end:]}"
+    )
+
+
+def plain_text(markdown: str) -> str:
+    """Inline Markdown removed: links keep their text, code its content.
+
+    Examples:
+        >>> plain_text("Wraps [`FlaxModule`][gallery_lib.FlaxModule] and [flax](https://x.y).")
+        'Wraps FlaxModule and flax.'
+    """
+    text = re.sub(r"\[([^\]]+)\]\([^)]*\)|\[([^\]]+)\]\[[^\]]*\]", r"\1\2", markdown)
+    return re.sub(r"[`*]", "", text)
+
+
 def machine_description() -> str:
     """The CPU model, core count and memory of this machine, in words."""
     model = ""
@@ -239,17 +337,21 @@ _IMAGE = re.compile(
 _IMG_TAG = re.compile(r'<img (?P<before>[^>]*?)src="(?P<src>\.\./images/[^"]+)"(?P<after>[^>]*)/?>')
 
 
-def render_example_page(markdown: str, header: str, full_size: Callable[[str], str]) -> str:
+def render_example_page(markdown: str, header: str | None, full_size: Callable[[str], str]) -> str:
     """Put `header` in place of mkdocs-gallery's note and docstring, and fix what follows.
+
+    With no `header`, mkdocs-gallery's top of the page and its bottom are kept.
 
     - printed output is shown as plain text, not highlighted as a shell session;
     - every figure links to its full-size version (`full_size` maps an image's URL to it);
     - the run time and download buttons at the bottom are dropped (the header has them).
     """
     start = _FIRST_CELL.search(markdown)
-    rest = markdown[start.start() :] if start else ""
+    if header is None or start is None:
+        top, rest = "", markdown
+    else:
+        top, rest = header, _BOTTOM.sub("", markdown[start.start() :])
     rest = rest.replace(_OUTPUT_FENCE, "```{.text .mkd-glr-script-out-disp }")
-    rest = _BOTTOM.sub("", rest)
 
     def link(match: re.Match[str]) -> str:
         target = full_size(match["src"])
@@ -261,7 +363,7 @@ def render_example_page(markdown: str, header: str, full_size: Callable[[str], s
             f'<a class="gallery-figure-link" href="{target}" title="Open full size">{match[0]}</a>'
         )
 
-    return header + _IMG_TAG.sub(link_tag, _IMAGE.sub(link, rest))
+    return top + _IMG_TAG.sub(link_tag, _IMAGE.sub(link, rest))
 
 
 def _normalize(name: str) -> str:
@@ -270,6 +372,10 @@ def _normalize(name: str) -> str:
 
 def _join_lines(block: str) -> str:
     return re.sub(r"\s*\n\s*", " ", block.strip())
+
+
+def _short_duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 100 else f"{seconds / 60:.1f} min"
 
 
 def _duration(seconds: float) -> str:

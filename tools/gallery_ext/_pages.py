@@ -141,6 +141,8 @@ class TimeRow:
     peak_mb: float | None
     ran_now: bool
     failed: bool = False
+    reason: str = ""
+    """Why it ran (`script changed`, ...), or where its outputs came from when reused."""
 
 
 def times_table(rows: list[TimeRow]) -> str:
@@ -151,9 +153,11 @@ def times_table(rows: list[TimeRow]) -> str:
         "# Run times of the examples",
         "",
         "How long each example took to execute during the docs build, and the highest resident",
-        "memory of the build process while it ran (the process is shared: memory held by earlier",
-        "examples and by already imported libraries counts too). Examples that were not re-run",
-        "in the last build (nothing they depend on changed) show the time of their last run.",
+        "memory of the process that ran it (shared with the examples that ran before it in the",
+        "same process: memory held by them and by already imported libraries counts too).",
+        "Examples that were not re-run in the last build (nothing they depend on changed: script,",
+        "library modules, installed versions) show the time of their last run; the last column",
+        "says why an example ran.",
         "",
         f"**Total: {_duration(total)}** for {len(rows)} example{'s' * (len(rows) != 1)}.",
         "",
@@ -163,7 +167,8 @@ def times_table(rows: list[TimeRow]) -> str:
     for row in sorted(rows, key=lambda r: (-(r.seconds or 0.0), r.title)):
         seconds = _duration(row.seconds) if row.seconds is not None else "not run yet"
         memory = f"{row.peak_mb:,.0f} MiB" if row.peak_mb else "–"
-        status = "failed" if row.failed else ("ran" if row.ran_now else "cached")
+        status = "failed" if row.failed else ("ran" if row.ran_now else "reused")
+        status += f" ({row.reason})" if row.reason else ""
         lines.append(f"| [{_md_escape(row.title)}]({row.page}) | {seconds} | {memory} | {status} |")
     return "\n".join(lines) + "\n"
 

@@ -1,4 +1,5 @@
-"""Datasets the examples share, as Lightning data modules.
+"""Datasets the examples share: Fashion-MNIST as a Lightning data module, movie-review snippets
+and their MiniLM features.
 
 Importing this subpackage imports Lightning (several seconds), which is why its names are not
 re-exported by the top-level `gallery_lib` package: `from gallery_lib.datasets import ...`.
@@ -18,20 +19,34 @@ from ._fashion_mnist_splits import STD as STD
 from ._fashion_mnist_splits import FashionMNISTSplits as FashionMNISTSplits
 from ._fashion_mnist_splits import Split as Split
 from ._fashion_mnist_splits import fashion_mnist_splits as fashion_mnist_splits
+from ._minilm_features import MINILM_WHEEL as MINILM_WHEEL
+from ._minilm_features import MiniLMFeatures as MiniLMFeatures
+from ._minilm_features import minilm_dir as minilm_dir
+from ._movie_snippets import MOVIE_SNIPPET_SOURCES as MOVIE_SNIPPET_SOURCES
+from ._movie_snippets import SENTIMENT_LABELS as SENTIMENT_LABELS
+from ._movie_snippets import load_movie_snippets as load_movie_snippets
+from ._movie_snippets import parse_ground_truth as parse_ground_truth
 
 __all__ = [
     "DEBIAN_DATA_DIR",
     "DOWNLOAD_URLS",
     "FASHION_MNIST_CLASSES",
     "MEAN",
+    "MINILM_WHEEL",
+    "MOVIE_SNIPPET_SOURCES",
+    "SENTIMENT_LABELS",
     "STD",
     "FashionMNIST",
     "FashionMNISTDataModule",
     "FashionMNISTNotFoundError",
     "FashionMNISTSplits",
+    "MiniLMFeatures",
     "Split",
     "fashion_mnist_splits",
     "load_fashion_mnist",
+    "load_movie_snippets",
     "locate_fashion_mnist",
+    "minilm_dir",
+    "parse_ground_truth",
     "read_idx",
 ]

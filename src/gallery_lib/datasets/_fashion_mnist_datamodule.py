@@ -66,7 +66,7 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         num_workers: Worker processes of each `DataLoader` (0 loads in the main process,
             which suits in-memory tensors).
 
-    Example:
+    Examples:
         >>> dm = FashionMNISTDataModule(batch_size=32, train_size=64, test_size=10)
         >>> dm.prepare_data()
         >>> dm.setup("fit")

@@ -88,7 +88,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         ValueError: If the file is not a gzipped unsigned-byte IDX file of the size its header
             announces.
 
-    Example:
+    Examples:
         >>> import gzip, tempfile
         >>> path = tempfile.mktemp(suffix=".gz")
         >>> with gzip.open(path, "wb") as f:  # magic 0x0801: unsigned bytes, 1 dimension
