@@ -21,8 +21,6 @@ The flax CNN in Lightning page (the network and the data) and the PPO page (`Jax
 `JaxTrainer`). Runs on the CPU in about a minute per training run.
 """
 
-# mkdocs_gallery_thumbnail_number = 1
-
 # %%
 # ## Settings
 #
@@ -36,6 +34,8 @@ from typing import Annotated, Literal
 from annotated_types import Ge, Gt, Le
 
 from gallery_lib import enable_compile_cache, example_config
+
+# mkdocs_gallery_thumbnail_number = 1
 
 
 @dataclasses.dataclass
@@ -194,6 +194,11 @@ class ImageClassifier(struct.PyTreeNode):
         return loss_and_accuracy(self.network, state.params, self.val_images, self.val_labels)[1]
 
 
+# %%
+# ## The module, with its optimizer
+#
+# Adam with the one-cycle schedule of the Lightning page, whose length is the number of
+# training steps: `epochs` times the batches of an epoch.
 steps_per_epoch = len(train_labels) // config.batch_size
 schedule = optax.cosine_onecycle_schedule(config.epochs * steps_per_epoch, config.learning_rate)
 module = ImageClassifier(
