@@ -359,9 +359,9 @@ pd.DataFrame(
 # {{ bench:jax_image.trainer_vs_torch_cpu:.2f }}x the samples per CPU-second of plain torch in
 # Lightning, and {{ bench:jax_image.trainer_vs_hand_loop_cpu:.2f }}x a hand-written loop of
 # one jitted step over the same device-resident data (medians of
-# {{ bench:jax_image.rounds }} rounds). End to end, at this short budget, its longer
-# compilation takes that lead back (compare the first column). Record:
-# {{ bench:jax_image.stamp }}.
+# {{ bench:jax_image.rounds }} rounds). End to end (the first column) its compilation counts
+# too, the longest of the four: it compiles a few small programs (the start, a step, an
+# epoch's end), which a short budget feels. Record: {{ bench:jax_image.stamp }}.
 #
 # **Which to choose.** *Plain torch in Lightning* when the model and its ecosystem are torch
 # and speed is not the issue: no compilation, every Lightning feature. *A Jax network in
