@@ -36,6 +36,13 @@ def smoke_runs(results: Path) -> dict[str, tuple[list[str], str]]:
             ["--rounds", "1", "--steps", "2", "--results", str(results / "flax_cnn.json")],
             "Lightning's loop",
         ),
+        "bench_jax_image.py": (
+            [
+                *("--quick", "--rounds", "1", "--steps", "3", "--scan-steps", "2"),
+                *("--results", str(results / "jax_image.json")),
+            ],
+            "JaxTrainer per step (CPU time): scan",
+        ),
         "bench_scaling.py": (["--runs", "jax", "--steps", "2", "--rounds", "1"], "JaxTrainer"),
         "bench_compile_cache.py": (
             ["--workloads", "cnn", "--rounds", "1", "--results", str(results / "cache.json")],
@@ -85,6 +92,7 @@ RECORDS = {
     "bench_ppo.py": ("ppo", "equal_ratio"),
     "bench_interop.py": ("interop", "wrapper_ratio"),
     "bench_flax_cnn.py": ("flax_cnn", "jax_step_ratio"),
+    "bench_jax_image.py": ("jax_image", "trainer_vs_hand_loop"),
     "bench_compile_cache.py": ("cache", "cnn_warm_over_cold"),
     "bench_text_features.py": ("text", "sorted_speedup"),
     "gallery_parallel.py": ("gallery_parallel", "sleep_jobs2_ratio"),

@@ -5,8 +5,6 @@ Importing this subpackage imports Lightning (several seconds), which is why its 
 re-exported by the top-level `gallery_lib` package: `from gallery_lib.datasets import ...`.
 """
 
-from ._fashion_mnist_datamodule import MEAN as MEAN
-from ._fashion_mnist_datamodule import STD as STD
 from ._fashion_mnist_datamodule import FashionMNISTDataModule as FashionMNISTDataModule
 from ._fashion_mnist_files import DEBIAN_DATA_DIR as DEBIAN_DATA_DIR
 from ._fashion_mnist_files import DOWNLOAD_URLS as DOWNLOAD_URLS
@@ -16,6 +14,11 @@ from ._fashion_mnist_files import FashionMNISTNotFoundError as FashionMNISTNotFo
 from ._fashion_mnist_files import load_fashion_mnist as load_fashion_mnist
 from ._fashion_mnist_files import locate_fashion_mnist as locate_fashion_mnist
 from ._fashion_mnist_files import read_idx as read_idx
+from ._fashion_mnist_splits import MEAN as MEAN
+from ._fashion_mnist_splits import STD as STD
+from ._fashion_mnist_splits import FashionMNISTSplits as FashionMNISTSplits
+from ._fashion_mnist_splits import Split as Split
+from ._fashion_mnist_splits import fashion_mnist_splits as fashion_mnist_splits
 from ._minilm_features import MINILM_WHEEL as MINILM_WHEEL
 from ._minilm_features import MiniLMFeatures as MiniLMFeatures
 from ._minilm_features import minilm_dir as minilm_dir
@@ -36,7 +39,10 @@ __all__ = [
     "FashionMNIST",
     "FashionMNISTDataModule",
     "FashionMNISTNotFoundError",
+    "FashionMNISTSplits",
     "MiniLMFeatures",
+    "Split",
+    "fashion_mnist_splits",
     "load_fashion_mnist",
     "load_movie_snippets",
     "locate_fashion_mnist",

@@ -14,14 +14,9 @@ from ._fashion_mnist_files import (
     DEBIAN_DATA_DIR,
     FASHION_MNIST_CLASSES,
     Downloader,
-    load_fashion_mnist,
     locate_fashion_mnist,
 )
-
-MEAN = 0.2860
-"""Mean pixel value of the Fashion-MNIST training images (pixels scaled to [0, 1])."""
-STD = 0.3530
-"""Standard deviation of the pixel values of the training images (pixels scaled to [0, 1])."""
+from ._fashion_mnist_splits import Split, _check_size, fashion_mnist_splits
 
 
 class InMemoryDataset(TensorDataset):
@@ -42,11 +37,6 @@ class InMemoryDataset(TensorDataset):
 def batch_of(batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     """The `collate_fn` of an `InMemoryDataset`'s loaders: its batches are already collated."""
     return batch
-
-
-def _check_size(name: str, value: int | None, available: int) -> None:
-    if value is not None and not 0 < value <= available:
-        raise ValueError(f"{name}={value} is out of range: choose 1 to {available}, or None.")
 
 
 class FashionMNISTDataModule(pl.LightningDataModule):
@@ -155,31 +145,26 @@ class FashionMNISTDataModule(pl.LightningDataModule):
         """Parse the files and build the splits (idempotent; all stages get all splits)."""
         if self.train_set is not None:
             return
-        data = load_fashion_mnist(
-            self.data_dir,
+        splits = fashion_mnist_splits(
+            val_size=self.val_size,
+            train_size=self.train_size,
+            test_size=self.test_size,
+            seed=self.seed,
+            data_dir=self.data_dir,
             cache_dir=self.cache_dir,
             download=self.download,
             downloader=self.downloader,
         )
-        self._say_source(data.source)
-        rng = np.random.default_rng(self.seed)
-        order = rng.permutation(len(data.train_labels))
-        val_idx, train_idx = order[: self.val_size], order[self.val_size :]
-        if self.train_size is not None:
-            train_idx = train_idx[: self.train_size]
-        test_idx = np.arange(len(data.test_labels))
-        if self.test_size is not None:
-            test_idx = np.sort(rng.permutation(test_idx)[: self.test_size])
-        self.split_indices = {"train": train_idx, "val": val_idx, "test": test_idx}
-        self.train_set = self._tensors(data.train_images, data.train_labels, train_idx)
-        self.val_set = self._tensors(data.train_images, data.train_labels, val_idx)
-        self.test_set = self._tensors(data.test_images, data.test_labels, test_idx)
+        self._say_source(splits.source)
+        self.split_indices = splits.indices
+        self.train_set = self._tensors(splits.train)
+        self.val_set = self._tensors(splits.val)
+        self.test_set = self._tensors(splits.test)
 
     @staticmethod
-    def _tensors(images: np.ndarray, labels: np.ndarray, idx: np.ndarray) -> InMemoryDataset:
-        x = (images[idx].astype(np.float32) / 255.0 - MEAN) / STD
+    def _tensors(split: Split) -> InMemoryDataset:
         return InMemoryDataset(
-            torch.from_numpy(x[:, None]), torch.from_numpy(labels[idx].astype(np.int64))
+            torch.from_numpy(split.images[:, None]), torch.from_numpy(split.labels)
         )
 
     def _loader(self, dataset: InMemoryDataset | None, train: bool) -> DataLoader:

@@ -66,8 +66,8 @@ class JaxCallback:
     `jax.experimental.io_callback`, in the order of the loop (the trainer chains them so that
     they run one after the other, even on several devices). Inside the loop:
 
-    - the values they receive are NumPy arrays on the host, copied from the device (typed
-      PRNG keys as their raw data, `jax.random.key_data`);
+    - the values they receive are arrays on the host (jax arrays on the CPU device, which
+      `np.asarray` reads; typed PRNG keys as their raw data, `jax.random.key_data`);
     - `epoch` and `batch_idx` are NumPy integer scalars (`batch_idx` counts from 0 in each
       epoch, as in Lightning);
     - with [`JaxTrainer.fit_many`][gallery_lib.JaxTrainer.fit_many], every array has a leading

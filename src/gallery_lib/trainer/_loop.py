@@ -32,10 +32,14 @@ class LoopStatus(NamedTuple):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class TrainingLoop:
-    """The traced training run: `loop(rng, restored, first_epoch)` is what `fit` compiles.
+    """The traced training run, in phases that either mode of `JaxTrainer` compiles.
 
-    Returns the final state, the evaluation metrics of the epochs run (leading axis of epochs)
-    and the final [`LoopStatus`][gallery_lib.trainer._loop.LoopStatus].
+    `loop(rng, restored, first_epoch)` is the whole run as one program (`loop="scan"`): it
+    scans over epochs and steps. The phases (`start`, `epoch_start`, `step`, `epoch_end`,
+    `finish`) are what `loop="steps"` compiles one by one and calls from Python (see
+    `_stepwise.StepwiseRun`). Both run the same code in the same order. The run returns the
+    final state, the evaluation metrics of the epochs run (leading axis of epochs) and the
+    final [`LoopStatus`][gallery_lib.trainer._loop.LoopStatus].
     """
 
     trainer: TrainerView
@@ -49,88 +53,125 @@ class TrainingLoop:
     shard: Callable[[Any], Any] = lambda batch: batch
     """Places a batch on the devices (a sharding constraint), or leaves it as it is."""
 
-    def __call__(self, rng: jax.Array, restored: Any, first_epoch: int) -> Any:
-        methods, trainer = self.methods, self.trainer
-        hooks = {
+    @functools.cached_property
+    def hooks(self) -> dict[str, list[JaxCallback]]:
+        """The callbacks that override each hook run on the host (the others add nothing)."""
+        return {
             name: [cb for cb in self.callbacks if overrides(cb, name)] for name in HOOKS_IN_LOOP
         }
-        stoppers = [cb for cb in self.callbacks if overrides(cb, "should_stop")]
-        guarded = self.detect_nan or bool(stoppers)
-        want_epoch_metrics = bool(hooks["on_train_epoch_end"])
 
-        def emit(name: str, status: LoopStatus, *args: Any) -> LoopStatus:
-            if not hooks[name]:
-                return status
+    @functools.cached_property
+    def stoppers(self) -> list[JaxCallback]:
+        """The callbacks whose traced `should_stop` can end training early."""
+        return [cb for cb in self.callbacks if overrides(cb, "should_stop")]
 
-            def call_hooks(token: np.ndarray, *host_args: Any) -> np.ndarray:
-                for callback in hooks[name]:
-                    getattr(callback, name)(trainer, self.module, *host_args)
-                return np.asarray(token + 1, dtype=np.int32)
+    @property
+    def guarded(self) -> bool:
+        """Whether training can stop early (then stopped steps are skipped)."""
+        return self.detect_nan or bool(self.stoppers)
 
-            token = io_callback(
-                call_hooks, jax.ShapeDtypeStruct((), jnp.int32), status.token, *host_view(args)
-            )
-            return status._replace(token=token)
+    @property
+    def want_epoch_metrics(self) -> bool:
+        """Whether a hook reads the epoch's mean training metrics (else none are kept)."""
+        return bool(self.hooks["on_train_epoch_end"])
 
-        def step(state: Any, batch_idx: jax.Array, status: LoopStatus, epoch: jax.Array) -> Any:
-            state, batch = methods.get_batch(state, batch_idx)
-            batch = self.shard(batch)
-            status = emit("on_train_batch_start", status, state, batch, batch_idx, epoch)
-            state, metrics = methods.training_step(batch_idx, state, batch)
-            status = emit("on_train_batch_end", status, state, metrics, batch_idx, epoch)
-            return state, status, metrics
+    def emit(self, name: str, status: LoopStatus, *args: Any) -> LoopStatus:
+        """Call the callbacks' hook `name` on the host, after the hooks emitted before it."""
+        if not self.hooks[name]:
+            return status
 
-        state = methods.init_train_state(rng) if restored is None else restored
+        def call_hooks(token: np.ndarray, *host_args: Any) -> np.ndarray:
+            for callback in self.hooks[name]:
+                getattr(callback, name)(self.trainer, self.module, *host_args)
+            return np.asarray(token + 1, dtype=np.int32)
+
+        token = io_callback(
+            call_hooks, jax.ShapeDtypeStruct((), jnp.int32), status.token, *host_view(args)
+        )
+        return status._replace(token=token)
+
+    def start(self, rng: jax.Array, restored: Any) -> tuple[Any, LoopStatus]:
+        """The initial (or restored) state and status, after `on_fit_start`."""
+        state = self.methods.init_train_state(rng) if restored is None else restored
         minus_one = jnp.int32(-1)
         status = LoopStatus(jnp.int32(0), jnp.bool_(False), minus_one, minus_one, minus_one)
-        status = emit("on_fit_start", status, state)
-        metrics_shape = jax.eval_shape(lambda s: step(s, jnp.int32(0), status, 0)[2], state)
+        return state, self.emit("on_fit_start", status, state)
+
+    def epoch_start(self, carry: Any, epoch: jax.Array) -> Any:
+        """`on_train_epoch_start`."""
+        state, status = carry
+        return state, self.emit("on_train_epoch_start", status, state, epoch)
+
+    def step(self, carry: Any, batch_idx: jax.Array, epoch: jax.Array) -> Any:
+        """One training step that runs (it is not skipped): batch, update, hooks, NaN check.
+
+        Returns the new carry and what the epoch mean needs: the metrics (with, when training
+        can stop early, whether the step ran), or None when no hook reads them.
+        """
+        previous, status = carry
+        state, batch = self.methods.get_batch(previous, batch_idx)
+        batch = self.shard(batch)
+        status = self.emit("on_train_batch_start", status, state, batch, batch_idx, epoch)
+        state, metrics = self.methods.training_step(batch_idx, state, batch)
+        status = self.emit("on_train_batch_end", status, state, metrics, batch_idx, epoch)
+        if self.detect_nan:
+            state, status = _drop_non_finite(previous, state, status, metrics, (epoch, batch_idx))
+        return (state, status), self.step_output(metrics, jnp.bool_(True))
+
+    def step_output(self, metrics: Any, ran: jax.Array) -> Any:
+        """What a step hands to the epoch mean: its metrics, and whether it ran if guarded."""
+        if not self.want_epoch_metrics:
+            return None
+        return (metrics, ran) if self.guarded else metrics
+
+    def epoch_end(self, carry: Any, outputs: Any, epoch: jax.Array) -> Any:
+        """`on_train_epoch_end`, `evaluate`, `on_validation_end`, then the stop decision.
+
+        `outputs` are the epoch's step outputs, stacked (leading axis of steps).
+        """
+        state, status = carry
+        if self.want_epoch_metrics:
+            mean = _epoch_mean(outputs, self.guarded)
+            status = self.emit("on_train_epoch_end", status, state, mean, epoch)
+        eval_metrics = self.methods.evaluate(state)
+        status = self.emit("on_validation_end", status, state, eval_metrics, epoch)
+        if self.stoppers:
+            stop = jnp.any(jnp.stack([jnp.all(s.should_stop(eval_metrics)) for s in self.stoppers]))
+            status = status._replace(
+                stop_epoch=jnp.where(stop & ~status.stopped, epoch, status.stop_epoch),
+                stopped=status.stopped | stop,
+            )
+        return (state, status), eval_metrics
+
+    def finish(self, carry: Any) -> LoopStatus:
+        """`on_fit_end`; the final status."""
+        state, status = carry
+        return self.emit("on_fit_end", status, state)
+
+    def __call__(self, rng: jax.Array, restored: Any, first_epoch: int) -> Any:
+        carry = self.start(rng, restored)
+        output_shape = jax.eval_shape(lambda c: self.step(c, jnp.int32(0), 0)[1], carry)
+
+        def skip(carry: Any) -> Any:
+            zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), output_shape)
+            return carry, zeros
 
         def train_step(carry: Any, batch_idx: jax.Array, epoch: jax.Array) -> Any:
-            state, status = carry
-            if not guarded:
-                state, status, metrics = step(state, batch_idx, status, epoch)
-                return (state, status), (metrics if want_epoch_metrics else None)
-
-            def skip(state: Any, status: LoopStatus) -> Any:
-                zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics_shape)
-                return state, status, zeros
-
-            ran, previous = ~status.stopped, state
-            state, status, metrics = jax.lax.cond(
-                status.stopped, skip, lambda s, st: step(s, batch_idx, st, epoch), state, status
+            if not self.guarded:
+                return self.step(carry, batch_idx, epoch)
+            return jax.lax.cond(
+                carry[1].stopped, skip, lambda c: self.step(c, batch_idx, epoch), carry
             )
-            if self.detect_nan:
-                state, status = _drop_non_finite(
-                    previous, state, status, metrics, ran, (epoch, batch_idx)
-                )
-            return (state, status), ((metrics, ran) if want_epoch_metrics else None)
 
         def train_epoch(carry: Any, epoch: jax.Array) -> Any:
-            state, status = carry
-            status = emit("on_train_epoch_start", status, state, epoch)
-            steps = jnp.arange(trainer.training_steps_per_epoch, dtype=jnp.int32)
-            (state, status), outputs = jax.lax.scan(
-                functools.partial(train_step, epoch=epoch), (state, status), steps
-            )
-            if want_epoch_metrics:
-                status = emit(
-                    "on_train_epoch_end", status, state, _epoch_mean(outputs, guarded), epoch
-                )
-            eval_metrics = methods.evaluate(state)
-            status = emit("on_validation_end", status, state, eval_metrics, epoch)
-            if stoppers:
-                stop = jnp.any(jnp.stack([jnp.all(s.should_stop(eval_metrics)) for s in stoppers]))
-                status = status._replace(
-                    stop_epoch=jnp.where(stop & ~status.stopped, epoch, status.stop_epoch),
-                    stopped=status.stopped | stop,
-                )
-            return (state, status), eval_metrics
+            carry = self.epoch_start(carry, epoch)
+            steps = jnp.arange(self.trainer.training_steps_per_epoch, dtype=jnp.int32)
+            carry, outputs = jax.lax.scan(functools.partial(train_step, epoch=epoch), carry, steps)
+            return self.epoch_end(carry, outputs, epoch)
 
-        epochs = jnp.arange(first_epoch, trainer.max_epochs, dtype=jnp.int32)
-        (state, status), eval_metrics = jax.lax.scan(train_epoch, (state, status), epochs)
-        status = emit("on_fit_end", status, state)
-        return state, eval_metrics, status
+        epochs = jnp.arange(first_epoch, self.trainer.max_epochs, dtype=jnp.int32)
+        carry, eval_metrics = jax.lax.scan(train_epoch, carry, epochs)
+        return carry[0], eval_metrics, self.finish(carry)
 
 
 def _drop_non_finite(
@@ -138,7 +179,6 @@ def _drop_non_finite(
     state: Any,
     status: LoopStatus,
     metrics: Any,
-    ran: jax.Array,
     where: tuple[jax.Array, jax.Array],
 ) -> tuple[Any, LoopStatus]:
     """Stop at the step `where` (epoch, batch_idx) if its metrics are not finite.
@@ -148,7 +188,7 @@ def _drop_non_finite(
     finite = jnp.bool_(True)
     for leaf in jax.tree.leaves(metrics):
         finite &= jnp.all(jnp.isfinite(leaf))
-    bad = ran & ~finite
+    bad = ~finite
     epoch, batch_idx = where
     state = jax.lax.cond(bad, lambda: previous, lambda: state)
     return state, status._replace(

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -54,9 +55,37 @@ class SeedBatchedModule:
     every iteration). The hooks stay outside, in the program around the methods.
     """
 
-    def __init__(self, module: Any, mesh: Mesh | None = None) -> None:
+    def __init__(self, module: Any, mesh: Mesh | None = None, unroll: bool = False) -> None:
         self.module = module
         self.mesh = mesh
+        self.unroll = unroll
+
+    def _batched(self, method: Callable[..., Any], in_axes: tuple[int | None, ...]) -> Any:
+        """`method` over the seed axis: vmapped, or with `unroll`, traced once per seed.
+
+        Unrolled, each seed runs its own copy of the method in the same program. The steps
+        loop uses it for convolutions on the CPU: vmapped over seeds, a convolution with
+        per-seed weights becomes a grouped convolution, which XLA:CPU runs many times slower
+        than the seeds' convolutions one after the other.
+        """
+        if not self.unroll:
+            return jax.vmap(method, in_axes)
+
+        def unrolled(*args: Any) -> Any:
+            batched = [arg for arg, axis in zip(args, in_axes, strict=True) if axis == 0]
+            seeds = len(jax.tree.leaves(batched)[0])
+            outputs = [
+                method(
+                    *(
+                        jax.tree.map(lambda x, i=i: x[i], arg) if axis == 0 else arg
+                        for arg, axis in zip(args, in_axes, strict=True)
+                    )
+                )
+                for i in range(seeds)
+            ]
+            return jax.tree.map(lambda *xs: jnp.stack(xs), *outputs)
+
+        return unrolled
 
     def _split(self, batched: Callable[..., Any], in_axes: tuple[int | None, ...]) -> Any:
         """`batched` (a function of seed-batched arguments), split over the mesh's devices."""
@@ -86,15 +115,15 @@ class SeedBatchedModule:
 
     def get_batch(self, train_state: Any, batch_idx: Any) -> Any:
         in_axes = (0, None)
-        return self._split(jax.vmap(self.module.get_batch, in_axes), in_axes)(
+        return self._split(self._batched(self.module.get_batch, in_axes), in_axes)(
             train_state, batch_idx
         )
 
     def training_step(self, batch_idx: Any, train_state: Any, batch: Any) -> Any:
         in_axes = (None, 0, 0)
-        return self._split(jax.vmap(self.module.training_step, in_axes), in_axes)(
+        return self._split(self._batched(self.module.training_step, in_axes), in_axes)(
             batch_idx, train_state, batch
         )
 
     def evaluate(self, train_state: Any) -> Any:
-        return self._split(jax.vmap(self.module.evaluate), (0,))(train_state)
+        return self._split(self._batched(self.module.evaluate, (0,)), (0,))(train_state)

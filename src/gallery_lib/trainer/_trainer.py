@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._callback import JaxCallback
 from ._defaults import resolve_callbacks
@@ -15,13 +16,16 @@ from ._loop import LoopStatus, TrainingLoop
 from ._module import JaxModule, Metrics, TrainState, check_module
 from ._resume import module_name, restore_checkpoint
 from ._seeds import SeedBatchedModule, batch_sharder, device_mesh, seed_mesh
+from ._stepwise import StepwiseRun
+
+LoopMode = Literal["auto", "scan", "steps"]
 
 
 class JaxTrainer:
-    """Trains a [`JaxModule`][gallery_lib.JaxModule] with the whole loop compiled by `jax.jit`.
+    """Trains a [`JaxModule`][gallery_lib.JaxModule] with its whole loop compiled by `jax.jit`.
 
-    `fit(module, rng)` traces the module's four methods once and runs this loop as one XLA
-    program (hooks are the callbacks' methods, run on the host through `io_callback`):
+    `fit(module, rng)` traces the module's four methods once and runs this loop compiled by
+    XLA (hooks are the callbacks' methods, run on the host through `io_callback`):
 
     ```python
     state = module.init_train_state(rng)  # or restored from a checkpoint
@@ -45,6 +49,10 @@ class JaxTrainer:
     return state, eval_metrics  # eval_metrics: leading axis of max_epochs
     ```
 
+    A module may hold arrays, such as a data set that `get_batch` cuts batches from: when it
+    is a pytree (e.g. a `flax.struct.PyTreeNode`), its array fields are passed to the
+    compiled program as arguments, not copied into it as constants.
+
     Many seeds at once: [`fit_many`][gallery_lib.JaxTrainer.fit_many] vmaps the module's
     methods over a batch of keys and keeps the hooks outside the vmap, so callbacks, loggers
     and the progress bar see every seed at once (arrays with a leading seed axis; loggers log
@@ -52,6 +60,22 @@ class JaxTrainer:
     only on a trainer with no callbacks, no logger, no progress bar and no `detect_nan` (host
     hooks would run once per seed; `fit` raises a `ValueError` saying so); `fit_many` is the
     supported way.
+
+    Two ways to run that loop (`loop`): as one compiled program, the scans above, with no
+    Python between two steps (`"scan"`), or with each phase (the start, an epoch's start, one
+    training step, an epoch's end, the end) compiled on its own and called from a Python loop
+    (`"steps"`). The scan suits many small steps, such as PPO's; the steps suit convolutional
+    networks on the CPU, where XLA runs a convolution's gradient many times slower inside a
+    loop body than in a program of its own (upstream
+    [jax#12868](https://github.com/jax-ml/jax/issues/12868)), so the dispatch a step costs
+    from Python is cheap beside what it saves. In the steps, `fit_many` traces the module's
+    methods once per seed instead of vmapping them (a vmapped convolution with per-seed
+    weights is a grouped convolution, which XLA:CPU also runs slowly), so each seed's result
+    equals its own `fit` bit for bit. Both call the same hooks in the same order
+    with the same values. Their states are bit-identical for the same key, except for
+    convolutions on the CPU: XLA computes a convolution's kernel gradient in other layouts
+    inside a loop body (the slowness above), which rounds differently, so the two modes then
+    agree to float32 rounding (each mode stays bit-identical with itself, resumed or not).
 
     Several devices: when `jax.device_count() > 1`, `fit` shards each batch along the axis
     the module names in an optional `batch_axis` attribute (default 0; leaves whose size
@@ -86,6 +110,11 @@ class JaxTrainer:
             `-O3`) compiled the PPO example's loop faster with the same run time
             (`benchmarks/bench_ppo.py --compile-breakdown` measures it).
             An unknown option fails at the first `fit`, naming it.
+        loop: `"scan"`, `"steps"` (see above), or `"auto"`: `"steps"` on the CPU when the
+            compiled loop holds a convolution, else `"scan"` (the "Using Jax with PyTorch
+            Lightning" page shows the measurements behind this choice). The mode of the last
+            run is in `loop_used`. Inside a jax transformation (`jax.vmap` of `fit`) the loop
+            is always the scan.
 
     Examples:
         >>> import jax, jax.numpy as jnp
@@ -123,6 +152,7 @@ class JaxTrainer:
         detect_nan: bool = False,
         shard_batch: bool = True,
         compiler_options: Mapping[str, Any] | None = None,
+        loop: LoopMode = "auto",
     ) -> None:
         self.max_epochs = _positive_int("max_epochs", max_epochs)
         self.training_steps_per_epoch = _positive_int(
@@ -134,6 +164,14 @@ class JaxTrainer:
         self.detect_nan = detect_nan
         self.shard_batch = shard_batch
         self.compiler_options = dict(compiler_options or {})
+        if loop not in ("auto", "scan", "steps"):
+            raise ValueError(
+                f"JaxTrainer(loop={loop!r}): expected 'auto', 'scan' (the whole run as one "
+                "compiled program) or 'steps' (one compiled step, called from Python)."
+            )
+        self.loop = loop
+        self.loop_used: Literal["scan", "steps"] | None = None
+        """How the last run was driven: `"scan"` or `"steps"` (what `loop="auto"` chose)."""
         self.start_epoch = 0
         """The first epoch of the current run (above 0 when resumed from a checkpoint)."""
         self.restored_eval_history: Any = None
@@ -143,6 +181,7 @@ class JaxTrainer:
         last run, if any."""
         self._fitting_many = False
         self._programs: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+        self._auto_modes: dict[tuple[Any, ...], tuple[Any, str]] = {}
 
     @property
     def fitting_many(self) -> bool:
@@ -227,7 +266,7 @@ class JaxTrainer:
         if isinstance(rng, jax.core.Tracer):
             # Inside a jax transformation: the bare loop, traced into the caller's program.
             self._check_traceable(ckpt_path)
-            train_state, eval_metrics, _ = self._loop(module, many, mesh)(rng, None, 0)
+            train_state, eval_metrics, _ = self._loop(module, module, many, mesh)(rng, None, 0)
             return train_state, _seeds_first(eval_metrics, many)
         self.start_epoch, self.restored_eval_history, self.stopped_epoch = 0, None, None
         self._fitting_many = many
@@ -240,11 +279,14 @@ class JaxTrainer:
                 rng,
                 self.max_epochs,
             )
+        arrays, _ = module_arrays(module)
+        run = (arrays, rng, restored, self.start_epoch)
+        self.loop_used = self._loop_mode(module, many, mesh, run)
         try:
             for callback in self.callbacks:
                 callback.setup(self, module, "fit")
-            program = self._compiled(module, many, mesh)
-            train_state, eval_metrics, status = program(rng, restored, self.start_epoch)
+            program = self._compiled(module, many, mesh, self.loop_used)
+            train_state, eval_metrics, status = program(*run)
             jax.block_until_ready((train_state, eval_metrics, status))
         finally:
             for callback in self.callbacks:
@@ -260,25 +302,63 @@ class JaxTrainer:
             )
         return train_state, _seeds_first(eval_metrics, many)
 
-    def _loop(self, module: Any, many: bool, mesh: Any) -> TrainingLoop:
-        """The training run of `module`: over a batch of seeds split over `mesh` when `many`,
-        else over batches sharded along the module's `batch_axis` (default 0) over `mesh`."""
+    def _loop(
+        self, module: Any, traced: Any, many: bool, mesh: Any, unroll: bool = False
+    ) -> TrainingLoop:
+        """The training run of `module` (whose methods are called on `traced`, the module
+        rebuilt inside the trace): over a batch of seeds split over `mesh` when `many`, else
+        over batches sharded along the module's `batch_axis` (default 0) over `mesh`. With
+        `unroll` (the steps loop), the seeds are unrolled rather than vmapped."""
         shard = batch_sharder(None if many else mesh, getattr(module, "batch_axis", 0))
-        methods = _methods(module, many, mesh)
+        methods = _methods(traced, many, mesh, unroll)
         return TrainingLoop(self, module, methods, self.callbacks, self.detect_nan, shard)
 
-    def _compiled(self, module: Any, many: bool, mesh: Any) -> Any:
-        """The jitted run of `module`, made once so that later fits reuse its compilation."""
-        key = (id(module), many, mesh)
+    def _compiled(self, module: Any, many: bool, mesh: Any, mode: str) -> Any:
+        """The jitted run of `module`, made once so that later fits reuse its compilation.
+
+        It is called as `program(arrays, rng, restored, first_epoch)`: the module's array
+        fields come in as arguments (see `module_arrays`).
+        """
+        key = (id(module), many, mesh, mode)
         if key not in self._programs or self._programs[key][0] is not module:
-            # The first epoch is static: it sets the length of the scan over epochs.
-            program = jax.jit(
-                self._loop(module, many, mesh),
-                static_argnums=2,
-                compiler_options=self.compiler_options,
-            )
+            _, rebuild = module_arrays(module)
+
+            def traced_loop(arrays: Any) -> TrainingLoop:
+                return self._loop(module, rebuild(arrays), many, mesh, unroll=mode == "steps")
+
+            if mode == "steps":
+                program: Any = StepwiseRun(
+                    self._loop(module, module, many, mesh, unroll=True),
+                    traced_loop,
+                    self.compiler_options,
+                )
+            else:
+                # The first epoch is static: it sets the length of the scan over epochs.
+                program = jax.jit(
+                    lambda arrays, *args: traced_loop(arrays)(*args),
+                    static_argnums=3,
+                    compiler_options=self.compiler_options,
+                )
             self._programs[key] = (module, program)
         return self._programs[key][1]
+
+    def _loop_mode(self, module: Any, many: bool, mesh: Any, run: tuple[Any, ...]) -> str:
+        """The mode of this run: `loop`, or for `"auto"`, `"steps"` on the CPU when the
+        program holds a convolution (jax#12868; see `_stepwise`), else `"scan"`.
+
+        The scan program is traced to look for one; jit keeps that trace, so a run that then
+        takes the scan does not trace it again.
+        """
+        if self.loop != "auto":
+            return self.loop
+        key = (id(module), many, mesh)
+        if key not in self._auto_modes or self._auto_modes[key][0] is not module:
+            mode = "scan"
+            if jax.default_backend() == "cpu":
+                jaxpr = self._compiled(module, many, mesh, "scan").trace(*run).jaxpr
+                mode = "steps" if _has_convolution(jaxpr.jaxpr) else "scan"
+            self._auto_modes[key] = (module, mode)
+        return self._auto_modes[key][1]
 
     def _check_traceable(self, ckpt_path: str | None) -> None:
         """Inside `jax.vmap` or `jax.jit`, only the bare loop can run (see the class docstring)."""
@@ -305,10 +385,55 @@ class JaxTrainer:
             )
 
 
-def _methods(module: Any, many: bool, mesh: Any) -> Any:
-    """The module's methods as the loop calls them: vmapped over seeds (split over `mesh`)
-    for `fit_many`, else the module itself."""
-    return SeedBatchedModule(module, mesh) if many else module
+def module_arrays(module: Any) -> tuple[list[Any], Callable[[list[Any]], Any]]:
+    """The array fields of a module that is a pytree, and how to rebuild it around others.
+
+    The trainer passes these arrays to its compiled programs as arguments: closed over, they
+    would be copied into the program as constants (a data set held by the module would make
+    compilation slow and the program huge). Other leaves (Python numbers) and modules that
+    are not pytrees stay as they are, compiled in as constants.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from flax import struct
+        >>> class Data(struct.PyTreeNode):
+        ...     images: jnp.ndarray
+        ...     scale: float = 2.0
+        >>> arrays, rebuild = module_arrays(Data(jnp.zeros(3)))
+        >>> len(arrays), rebuild([jnp.ones(3)]).images.tolist()
+        (1, [1.0, 1.0, 1.0])
+    """
+    leaves, treedef = jax.tree.flatten(module)
+    positions = [i for i, leaf in enumerate(leaves) if isinstance(leaf, jax.Array | np.ndarray)]
+    if not positions:
+        return [], lambda arrays: module
+
+    def rebuild(arrays: list[Any]) -> Any:
+        new = list(leaves)
+        for position, array in zip(positions, arrays, strict=True):
+            new[position] = array
+        return jax.tree.unflatten(treedef, new)
+
+    return [leaves[i] for i in positions], rebuild
+
+
+def _has_convolution(jaxpr: Any) -> bool:
+    """Whether `jaxpr`, or any jaxpr nested in it (loop bodies, branches, calls), convolves."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "conv_general_dilated":
+            return True
+        for value in eqn.params.values():
+            for inner in value if isinstance(value, tuple | list) else (value,):
+                inner = getattr(inner, "jaxpr", inner)  # a ClosedJaxpr holds a Jaxpr
+                if hasattr(inner, "eqns") and _has_convolution(inner):
+                    return True
+    return False
+
+
+def _methods(module: Any, many: bool, mesh: Any, unroll: bool = False) -> Any:
+    """The module's methods as the loop calls them: batched over seeds (split over `mesh`)
+    for `fit_many`, vmapped or, with `unroll`, one copy per seed; else the module itself."""
+    return SeedBatchedModule(module, mesh, unroll) if many else module
 
 
 def _seeds_first(eval_metrics: Any, many: bool) -> Any:
