@@ -1,5 +1,5 @@
 """
-# Image classification end to end in Jax: data, network and update trained by `JaxTrainer`
+# Image classification end to end in Jax: data, network and update trained by JaxTrainer
 
 The CNN of the Lightning page learns Fashion-MNIST again, but now nothing is torch: the images
 live on the device as Jax arrays, are shuffled and batched inside compiled code, and a
