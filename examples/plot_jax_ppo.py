@@ -1155,8 +1155,11 @@ if "Pendulum-v1" in table_runs:
 # both sides the preset's settings and evaluation schedule, one seed on one core
 # (recorded {{ bench:ppo_envs.stamp }}; the whole table, with the env steps to each goal,
 # the compile times and the ranges, is in `benchmarks/README.md`). The project's target for
-# the speed ratio is 1.3; below it, the example is not as far ahead as it aims to be. Final
-# mean return ± standard deviation over the seeds:
+# the speed ratio is 1.3; below it, the example is not as far ahead as it aims to be. This
+# record was taken on a loaded machine: an idle re-run of Acrobot-v1 and Pendulum-v1 (in
+# `benchmarks/README.md`) found the example only slightly faster than rejax on Acrobot-v1
+# and **as fast as rejax, not faster, on Pendulum-v1**. Final mean return ± standard
+# deviation over the seeds:
 #
 # - **CartPole-v1**: the example
 #   {{ bench:ppo_envs.cartpole_example_return:.1f }} ±
