@@ -43,7 +43,7 @@ def top_level_imports(source: str) -> set[str]:
     return names
 
 
-def _normalize(name: str) -> str:
+def canonical_name(name: str) -> str:
     """A distribution name as PEP 503 compares them: `PyYAML` and `pyyaml` are one."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
@@ -80,12 +80,12 @@ class Environment:
                 found.update(self._closure(distribution))
         for library in self.libraries:
             for distribution in self._distributions.get(library.name, []):
-                found.pop(_normalize(distribution), None)
+                found.pop(canonical_name(distribution), None)
         return {PYTHON: platform.python_version(), **dict(sorted(found.items()))}
 
     def _closure(self, distribution: str) -> dict[str, str]:
         """`distribution` and the installed distributions it requires, transitively."""
-        root = _normalize(distribution)
+        root = canonical_name(distribution)
         if root in self._closures:
             return self._closures[root]
         found: dict[str, str] = {}
@@ -107,6 +107,6 @@ class Environment:
                 # Requirements of extras (`; extra == "cuda"`) are not installed by the plain
                 # distribution; a marker that holds here (`; python_version < "4"`) counts.
                 if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-                    todo.append(_normalize(requirement.name))
+                    todo.append(canonical_name(requirement.name))
         self._closures[root] = found
         return found

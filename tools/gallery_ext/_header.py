@@ -38,6 +38,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
+from ._environment import canonical_name, top_level_imports
+
 _SECTIONS = ("What you will learn", "Prerequisites")
 _THUMBNAIL = re.compile(r"^#\s*mkdocs_gallery_thumbnail_number\s*=\s*(-?\d+)\s*$", re.MULTILINE)
 
@@ -120,31 +124,24 @@ def third_party_distributions(source: str, exclude: Iterable[str] = ()) -> list[
     what it installs itself) are left out. A distribution is named once even when the script
     imports several of its modules.
     """
-    tops: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            tops.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            tops.add(node.module.split(".")[0])
+    tops = top_level_imports(source)
     owners = importlib.metadata.packages_distributions()
-    skip = {_normalize(name) for name in exclude}
+    skip = {canonical_name(name) for name in exclude}
     found: dict[str, str] = {}
     for top in sorted(tops - set(sys.stdlib_module_names)):
         for dist in owners.get(top, []):
-            if _normalize(dist) not in skip:
-                found.setdefault(_normalize(dist), importlib.metadata.version(dist))
+            if canonical_name(dist) not in skip:
+                found.setdefault(canonical_name(dist), importlib.metadata.version(dist))
     return sorted(found.items())
 
 
 def required_distributions(distribution: str) -> set[str]:
     """The names of what installing `distribution` installs directly (no extras)."""
     names = {distribution}
-    for requirement in importlib.metadata.requires(distribution) or []:
-        if "extra ==" in requirement:
-            continue
-        match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement)
-        if match:
-            names.add(match[0])
+    for line in importlib.metadata.requires(distribution) or []:
+        requirement = Requirement(line)
+        if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+            names.add(requirement.name)
     return names
 
 
@@ -364,10 +361,6 @@ def render_example_page(markdown: str, header: str | None, full_size: Callable[[
         )
 
     return top + _IMG_TAG.sub(link_tag, _IMAGE.sub(link, rest))
-
-
-def _normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _join_lines(block: str) -> str:
