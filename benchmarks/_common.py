@@ -102,3 +102,25 @@ def pure_jax_step(model: Any, tx: Any) -> Any:
         return optax.apply_updates(params, updates), opt_state, loss
 
     return step
+
+
+def timed_build(project: Path, env: dict[str, str]) -> tuple[float, str]:
+    """`mkdocs build --strict` of `project`: wall seconds and the build's output; exits on
+    failure with the end of the log."""
+    import subprocess
+    import sys
+    import time
+
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"build of {project} failed:\n{result.stdout[-3000:]}{result.stderr[-5000:]}")
+    return seconds, result.stdout + result.stderr

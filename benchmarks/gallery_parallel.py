@@ -36,14 +36,13 @@ import difflib
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 from pathlib import Path
 
-from _common import ROOT, copy_site_project
+from _common import ROOT, copy_site_project, timed_build
 from _results import RESULTS as RESULTS_DIR
 from _results import save_results
 
@@ -133,19 +132,7 @@ def synthetic_project(folder: Path, kind: str, seconds: float, rate: float) -> P
 
 def build(project: Path, env: dict[str, str]) -> float:
     """Build `project`; the wall time in seconds."""
-    start = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        sys.exit(f"build of {project} failed:\n{result.stdout[-3000:]}{result.stderr[-5000:]}")
-    return seconds
+    return timed_build(project, env)[0]
 
 
 def most_at_once(timeline: Path) -> int:

@@ -20,29 +20,16 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _common import copy_site_project
+from _common import copy_site_project, timed_build
 
 
 def build(project: Path, env: dict[str, str]) -> tuple[float, str]:
-    start = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        sys.exit(f"build failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
-    executed = re.search(r"successfully executed (\d+ out of \d+)", result.stderr + result.stdout)
+    """Build `project`: wall seconds, and how many examples it executed."""
+    seconds, log = timed_build(project, env)
+    executed = re.search(r"successfully executed (\d+ out of \d+)", log)
     return seconds, executed[1] if executed else "?"
 
 
