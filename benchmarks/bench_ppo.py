@@ -245,7 +245,8 @@ def example_fit(ppo, run: dict, kind: str, opt_level: int, policy: str, env_id="
 
     kind: "equal" (rejax's algorithm, shared evaluation), "train_only" (the same, no
     evaluation), "own" (as published), "many" (as published, `run["seeds"]` seeds), "preset"
-    (as published with the preset of `env_id`, shared evaluation).
+    (as published with the preset of `env_id`, shared evaluation), "preset_own" (the same
+    with its own evaluation, `evaluate_greedy`), "preset_train_only" (no evaluation).
     """
     import dataclasses
 
@@ -254,8 +255,8 @@ def example_fit(ppo, run: dict, kind: str, opt_level: int, policy: str, env_id="
     config = dataclasses.replace(run_config(ppo, run, env_id), xla_opt_level=opt_level)
     env, env_params = ppo.make_env(env_id)
     cls = rejax_algorithm(ppo) if kind in ("equal", "train_only") else ppo.PPO
-    if kind in ("equal", "train_only", "preset"):
-        episodes = 0 if kind == "train_only" else config.eval_episodes
+    if kind in ("equal", "train_only", "preset", "preset_train_only"):
+        episodes = 0 if kind.endswith("train_only") else config.eval_episodes
         evaluation = shared_evaluation(env, env_params, episodes)
 
         def evaluate(self, train_state):
@@ -310,7 +311,7 @@ def rejax_fit(ppo, run: dict, kind: str, opt_level: int | None, policy: str, env
 
     else:
         env, env_params = gymnax.make(env_id)
-        episodes = 0 if kind == "train_only" else config.eval_episodes
+        episodes = 0 if kind.endswith("train_only") else config.eval_episodes
         evaluation = shared_evaluation(env, env_params, episodes)
 
         def eval_callback(algo, ts, rng):
@@ -558,28 +559,76 @@ def learning_child(ppo, env_id: str, args) -> dict:
     }
 
 
+def update_only(ppo, config, opt_level: int):
+    """`fit(seed)`: the example's training steps alone, as many as its run makes, all on one
+    rollout: what its run would take if collecting rollouts and evaluating cost nothing."""
+    import jax
+    import jax.numpy as jnp
+
+    module, trainer = ppo.build(config)
+    iterations = config.evals * trainer.training_steps_per_epoch
+
+    def run(key):
+        state, batch = module.get_batch(module.init_train_state(key), 0)
+
+        def step(state, index):
+            return module.training_step(index, state, batch)[0], None
+
+        params = jax.lax.scan(step, state, jnp.arange(iterations))[0].params
+        return {"params_norm": sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(params))}
+
+    compiled = jax.jit(run, compiler_options={"xla_backend_optimization_level": opt_level})
+    return lambda seed: compiled(jax.random.key(seed))
+
+
+SPEED_PAIRS = {
+    "own_evaluation": ("preset_own", "preset"),
+    "train_only": ("preset_train_only", "preset_train_only"),
+}
+
+
 def speed_child(ppo, env_id: str, args) -> dict:
-    """One seed each, the preset's settings and evaluation schedule on both: env steps/s."""
+    """One seed each, the preset's settings on both, env steps/s; interleaved repeats.
+
+    Pairs: `own_evaluation`, each side evaluating with its own code on the same schedule
+    (the example's `evaluate_greedy`, rejax's `rejax.evaluate` with its greedy policy; the
+    same episodes after the same updates); `train_only`, no evaluation on either side. The
+    `ceiling` is rejax's `own_evaluation` time over the example's training steps alone
+    (`update_only`): the ratio the example would reach if its rollouts and evaluations
+    were free.
+    """
     config = quick_preset(ppo, env_id, args.quick)
     run = {"total_steps": config.total_steps, "evals": config.evals}
     run["eval_episodes"] = config.eval_episodes
-    pair = (
-        example_fit(ppo, run, "preset", args.xla_opt_level, args.eval_policy, env_id),
-        rejax_fit(ppo, run, "preset", args.xla_opt_level, args.eval_policy, env_id),
-    )
-    firsts = [timed(fit, 0) for fit in pair]
-    runs: list[list] = [[], []]
+    level, policy = args.xla_opt_level, args.eval_policy
+    fits = {
+        name: (
+            example_fit(ppo, run, ours, level, policy, env_id),
+            rejax_fit(ppo, run, theirs, level, policy, env_id),
+        )
+        for name, (ours, theirs) in SPEED_PAIRS.items()
+    }
+    fits["ceiling"] = (update_only(ppo, run_config(ppo, run, env_id), level),)
+    firsts = {name: [timed(fit, 0) for fit in pair] for name, pair in fits.items()}
+    walls: dict = {name: [[] for _ in pair] for name, pair in fits.items()}
     for repeat in range(args.repeats):
-        for side in (0, 1) if repeat % 2 == 0 else (1, 0):
-            runs[side].append(timed(pair[side], 1 + repeat))
+        for name, pair in fits.items():
+            for side in range(len(pair)) if repeat % 2 == 0 else reversed(range(len(pair))):
+                walls[name][side].append(timed(pair[side], 1 + repeat)[0])
     steps = config.total_steps
     out = {}
-    for name, first, side_runs in zip(("example", "rejax"), firsts, runs, strict=True):
-        walls = [r[0] for r in side_runs]
-        out[f"{name}_steps_per_s"] = [steps / w for w in walls]
-        out[f"{name}_compile_s"] = max(first[0] - statistics.median(walls), 0.0)
-    out["ratios"] = [
-        a / b for a, b in zip(out["example_steps_per_s"], out["rejax_steps_per_s"], strict=True)
+    for name in SPEED_PAIRS:
+        (ours, theirs), (first_ours, first_theirs) = walls[name], firsts[name]
+        prefix = "" if name == "own_evaluation" else f"{name}_"
+        out[f"{prefix}example_steps_per_s"] = [steps / w for w in ours]
+        out[f"{prefix}rejax_steps_per_s"] = [steps / w for w in theirs]
+        out[f"{prefix}ratios"] = [b / a for a, b in zip(ours, theirs, strict=True)]
+        if not prefix:
+            out["example_compile_s"] = max(first_ours[0] - statistics.median(ours), 0.0)
+            out["rejax_compile_s"] = max(first_theirs[0] - statistics.median(theirs), 0.0)
+    rejax_walls = walls["own_evaluation"][1]
+    out["ceiling_ratios"] = [
+        b / a for a, b in zip(walls["ceiling"][0], rejax_walls, strict=True)
     ]
     return out
 
@@ -759,7 +808,9 @@ def envs_report(args: argparse.Namespace, load: float) -> None:
                 + f" (goal {learning['goal']:g})",
                 f"{statistics.median(speed['example_steps_per_s']):,.0f} / "
                 f"{statistics.median(speed['rejax_steps_per_s']):,.0f}",
-                f"{statistics.median(ratios):.3f}x ({min(ratios):.3f}-{max(ratios):.3f})",
+                spread_ratio(ratios),
+                spread_ratio(speed["train_only_ratios"]),
+                spread_ratio(speed["ceiling_ratios"]),
                 f"{speed['example_compile_s']:.1f} / {speed['rejax_compile_s']:.1f}",
                 "yes" if ahead and within else "no",
             )
@@ -775,6 +826,9 @@ def envs_report(args: argparse.Namespace, load: float) -> None:
                 f"{short}_rejax_steps": learning["rejax_steps"],
                 f"{short}_speed_ratio": statistics.median(ratios),
                 f"{short}_speed_ratio_min": min(ratios),
+                f"{short}_speed_ratio_max": max(ratios),
+                f"{short}_train_only_ratio": statistics.median(speed["train_only_ratios"]),
+                f"{short}_ceiling_ratio": statistics.median(speed["ceiling_ratios"]),
                 f"{short}_example_compile_s": speed["example_compile_s"],
                 f"{short}_rejax_compile_s": speed["rejax_compile_s"],
             }
@@ -788,6 +842,8 @@ def envs_report(args: argparse.Namespace, load: float) -> None:
         "env steps to goal, example / rejax",
         "env steps/s (one seed), example / rejax",
         "example / rejax steps/s, median (range)",
+        "the same, no evaluation",
+        "ceiling: rejax / example's updates alone",
         "compile (s), example / rejax",
         "return >= rejax's within its budget",
     )
@@ -807,6 +863,11 @@ def envs_report(args: argparse.Namespace, load: float) -> None:
     numbers.update(repeats=args.repeats, seeds=args.seeds, final_episodes=args.final_episodes)
     path = save_results(Path(args.results), numbers, {"envs": table}, load)
     print(f"\nwritten to {path}")
+
+
+def spread_ratio(ratios: list[float]) -> str:
+    """`1.234x (1.100-1.300)`: the median ratio and its range."""
+    return f"{statistics.median(ratios):.3f}x ({min(ratios):.3f}-{max(ratios):.3f})"
 
 
 def spread(values: list[float], digits: int = 0) -> str:

@@ -786,17 +786,26 @@ print({k: f"mean {float(v.mean()):.3f}" for k, v in data.items() if k != "obs"})
 # gradient step each: two nested `lax.scan`s. `shuffled_indices` is a faster
 # `jax.random.permutation` (see the last section). The check: the loss on the whole rollout
 # before and after one update, and how far the policy moved.
+import math
 
 
 def shuffled_indices(key: jax.Array, n: int) -> jax.Array:
-    """A random permutation of `range(n)`: sorts one 32-bit word per item (random high
-    bits above the index); `jax.random.permutation` when `n` leaves too few random bits."""
+    """A random permutation of `range(n)` by rounds of sorting one 32-bit word per item.
+
+    Each word holds random bits above the item's index, so one plain sort of the words
+    orders the items by random keys, equal keys by the previous round's order; as many rounds
+    as `jax.random.permutation`'s rule asks for keys with this many random bits."""
     index_bits = max(1, (n - 1).bit_length())
-    if index_bits > 12:
+    random_bits = 32 - index_bits
+    if random_bits < 8:
         return jax.random.permutation(key, n)
-    words = jax.random.bits(key, (n,), jnp.uint32) >> index_bits << index_bits
-    words = words | jnp.arange(n, dtype=jnp.uint32)
-    return (jax.lax.sort(words) & ((1 << index_bits) - 1)).astype(jnp.int32)
+    rounds = max(1, math.ceil(3 * math.log(max(n, 2)) / (random_bits * math.log(2))))
+    order = jnp.arange(n, dtype=jnp.uint32)
+    for round_key in jax.random.split(key, rounds):
+        words = jax.random.bits(round_key, (n,), jnp.uint32) >> index_bits << index_bits
+        words = words | jnp.arange(n, dtype=jnp.uint32)
+        order = order[jax.lax.sort(words) & ((1 << index_bits) - 1)]
+    return order.astype(jnp.int32)
 
 
 def ppo_update(module: "PPO", params: dict, opt_state: optax.OptState, data: dict, key: jax.Array):
