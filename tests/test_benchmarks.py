@@ -87,6 +87,16 @@ def test_every_benchmark_script_has_a_smoke_run(tmp_path: Path) -> None:
     assert scripts == sorted(smoke_runs(tmp_path)), "a new benchmark script needs a smoke run here"
 
 
+# bench_ppo.py's other modes: (tiny arguments, a line the output must contain, record, number).
+PPO_MODES = {
+    "envs": (
+        ["--envs", "Pendulum-v1", "--quick", "--repeats", "1", "--seeds", "2"],
+        "lowest median speed ratio",
+        "pendulum_ceiling_ratio",
+    ),
+    "tricks": (["--tricks", "--quick", "--repeats", "1"], "LLVM -O2", "opt2_ratio"),
+}
+
 # Script -> (its record's name in the smoke run, a number the record must hold).
 RECORDS = {
     "bench_ppo.py": ("ppo", "equal_ratio"),
@@ -115,3 +125,15 @@ def test_the_benchmark_runs_with_tiny_settings(script: str, tmp_path: Path) -> N
         record = json.loads((tmp_path / f"{name}.json").read_text())
         assert {"date", "machine", "command", "numbers", "tables"} <= set(record)
         assert record["numbers"][key] > 0, name
+
+
+@pytest.mark.benchmarks
+@pytest.mark.parametrize("mode", sorted(PPO_MODES))
+def test_bench_ppo_modes_run_with_tiny_settings(mode: str, tmp_path: Path) -> None:
+    args, expected, key = PPO_MODES[mode]
+    record = tmp_path / f"ppo_{mode}.json"
+    result = run("bench_ppo.py", [*args, "--results", str(record)])
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"bench_ppo.py --{mode} failed:\n{output[-4000:]}"
+    assert expected in result.stdout, f"--{mode} did not print {expected!r}:\n{output[-4000:]}"
+    assert json.loads(record.read_text())["numbers"][key] > 0

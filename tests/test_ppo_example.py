@@ -91,12 +91,30 @@ def test_running_stats_match_numpy_over_uneven_batches(ppo: dict) -> None:
 
 
 def test_shuffled_indices_is_a_permutation(ppo: dict) -> None:
-    for n in (1, 7, 500, 5000):
+    for n in (1, 7, 500, 5000, 10_000, 70_000):
         order = np.asarray(ppo["shuffled_indices"](jax.random.key(n), n))
         assert sorted(order.tolist()) == list(range(n))
     first = ppo["shuffled_indices"](jax.random.key(0), 500)
     second = ppo["shuffled_indices"](jax.random.key(1), 500)
     assert not np.array_equal(first, second)
+
+
+def test_shuffled_indices_are_uniform(ppo: dict) -> None:
+    # Three items: each of the 6 orders about equally often (chi-square, 5 degrees of freedom,
+    # 20.5 is its 0.999 quantile). 10,000 items (three rounds of sorting): where an item lands
+    # does not depend on where it started (a round that kept tied items in index order, or
+    # too few rounds, would correlate them).
+    keys = jax.random.split(jax.random.key(0), 6000)
+    orders = np.asarray(jax.vmap(lambda key: ppo["shuffled_indices"](key, 3))(keys))
+    _, counts = np.unique(orders, axis=0, return_counts=True)
+    assert len(counts) == 6
+    assert ((counts - 1000) ** 2 / 1000).sum() < 20.5
+    keys = jax.random.split(jax.random.key(1), 200)
+    big = np.asarray(jax.vmap(lambda key: ppo["shuffled_indices"](key, 10_000))(keys))
+    positions = np.argsort(big, axis=1)  # where each item landed
+    items = np.broadcast_to(np.arange(10_000), positions.shape)
+    assert abs(np.corrcoef(items.ravel(), positions.ravel())[0, 1]) < 0.01
+    assert abs(positions[:, 0].mean() - 4999.5) < 3 * 2887 / np.sqrt(200)
 
 
 def test_same_seed_same_curve_and_vmapped_seeds_equal_separate_runs(ppo: dict) -> None:
