@@ -59,12 +59,20 @@ against itself with one trick taken out: the rollout's randomness drawn per step
 by `jax.random.permutation`, Adam per weight matrix, LLVM -O3. Written to
 `benchmarks/results/ppo_tricks.json`.
 
+**Where an update's time goes (`--parts`).** For each environment, in a process pinned to one
+core, with the preset's settings on both sides: milliseconds per update of the example's
+rollout, its advantages (the batched network pass and GAE) and its gradient steps, and of
+rejax's rollout and the rest of its update (each piece chained in one `lax.scan`). Printed,
+not recorded.
+
     PYTHONPATH=src .venv/bin/python benchmarks/bench_ppo.py
     PYTHONPATH=src .venv/bin/python benchmarks/bench_ppo.py --quick --results /tmp/ppo.json
     PYTHONPATH=src .venv/bin/python benchmarks/bench_ppo.py --compile-breakdown
     PYTHONPATH=src .venv/bin/python benchmarks/bench_ppo.py --envs CartPole-v1 Acrobot-v1 \\
-        MountainCar-v0 MountainCarContinuous-v0 Pendulum-v1 --repeats 3 --seeds 4
+        MountainCar-v0 MountainCarContinuous-v0 Pendulum-v1 --repeats 5 --seeds 4
     PYTHONPATH=src .venv/bin/python benchmarks/bench_ppo.py --tricks --repeats 5
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_ppo.py --parts CartPole-v1 Acrobot-v1 \\
+        MountainCar-v0 MountainCarContinuous-v0 Pendulum-v1
 """
 
 from __future__ import annotations
@@ -627,9 +635,7 @@ def speed_child(ppo, env_id: str, args) -> dict:
             out["example_compile_s"] = max(first_ours[0] - statistics.median(ours), 0.0)
             out["rejax_compile_s"] = max(first_theirs[0] - statistics.median(theirs), 0.0)
     rejax_walls = walls["own_evaluation"][1]
-    out["ceiling_ratios"] = [
-        b / a for a, b in zip(walls["ceiling"][0], rejax_walls, strict=True)
-    ]
+    out["ceiling_ratios"] = [b / a for a, b in zip(walls["ceiling"][0], rejax_walls, strict=True)]
     return out
 
 
@@ -642,6 +648,103 @@ def envs_child(env_id: str, args) -> None:
         "learning": learning_child(ppo, env_id, args),
     }
     print("RESULT " + json.dumps(result))
+
+
+PARTS_UPDATES = 20
+
+
+def parts_child(env_id: str, args) -> None:
+    """Milliseconds per update of each piece of both sides' updates, the preset's settings,
+    one core (each piece chained `PARTS_UPDATES` times in one `lax.scan`, so that dispatch
+    does not count); print `RESULT {json}`."""
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
+    import jax
+
+    ppo = load_example()
+    config = quick_preset(ppo, env_id, args.quick)
+    module, _ = ppo.build(config)
+    algo = rejax_algo(config, config.total_steps, config.total_steps, lambda *_: {})
+
+    def rollout_and_data(state):
+        after, rollout = ppo.collect_rollout(module, state)
+        data = ppo.training_data(module.network, module.hparams, state.params, rollout)
+        # Keep the training data alive (XLA drops what nothing reads).
+        return after.replace(obs=after.obs + 1e-9 * data["advantages"].sum())
+
+    def whole_update(state):
+        state, batch = module.get_batch(state, 0)
+        return module.training_step(0, state, batch)[0]
+
+    pieces = {
+        "example_rollout": (lambda s: ppo.collect_rollout(module, s)[0], module),
+        "example_rollout_and_advantages": (rollout_and_data, module),
+        "example_update": (whole_update, module),
+        "rejax_rollout": (lambda s: algo.collect_trajectories(s)[0], algo),
+        "rejax_update": (algo.train_iteration, algo),
+    }
+    options = {"xla_backend_optimization_level": args.xla_opt_level}
+    out = {}
+    for name, (piece, owner) in pieces.items():
+        init = owner.init_train_state if owner is module else owner.init_state
+        state = init(jax.random.key(0))
+        chained = jax.jit(
+            lambda s, piece=piece: jax.lax.scan(
+                lambda c, _: (piece(c), None), s, None, PARTS_UPDATES
+            )[0],
+            compiler_options=options,
+        )
+        jax.block_until_ready(chained(state))
+        times = []
+        for _ in range(max(3, args.repeats)):
+            start = time.perf_counter()
+            jax.block_until_ready(chained(state))
+            times.append((time.perf_counter() - start) * 1e3 / PARTS_UPDATES)
+        out[name] = statistics.median(times)
+    print("RESULT " + json.dumps(out))
+
+
+def parts_report(args: argparse.Namespace, load: float) -> None:
+    """Where an update's time goes, example and rejax, per environment (no record)."""
+    header = (
+        "environment",
+        "example: rollout",
+        "example: advantages",
+        "example: gradient steps",
+        "rejax: rollout",
+        "rejax: advantages and gradient steps",
+        "example / rejax, whole update",
+    )
+    rows = []
+    for env_id in args.parts:
+        command = [
+            sys.executable,
+            __file__,
+            "--child-parts",
+            env_id,
+            "--repeats",
+            str(args.repeats),
+        ]
+        command += ["--xla-opt-level", str(args.xla_opt_level)] + (
+            ["--quick"] if args.quick else []
+        )
+        ms = child_result(command, 1, args.timeout, env_id)
+        rows.append(
+            (
+                env_id,
+                f"{ms['example_rollout']:.3f}",
+                f"{ms['example_rollout_and_advantages'] - ms['example_rollout']:.3f}",
+                f"{ms['example_update'] - ms['example_rollout_and_advantages']:.3f}",
+                f"{ms['rejax_rollout']:.3f}",
+                f"{ms['rejax_update'] - ms['rejax_rollout']:.3f}",
+                f"{ms['rejax_update'] / ms['example_update']:.3f}x",
+            )
+        )
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    print(
+        f"\nms per update (median of {max(3, args.repeats)} runs of {PARTS_UPDATES} chained "
+        f"updates), one core, load average {load:.1f} at the start\n\n" + "\n".join(lines)
+    )
 
 
 def per_step_randomness(ppo):
@@ -1081,7 +1184,15 @@ def main() -> None:
         action="store_true",
         help="instead: take each of the example's speed tricks out in turn (CartPole-v1)",
     )
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        metavar="ENV_ID",
+        help="instead: milliseconds per update of the rollout, the advantages and the gradient "
+        "steps, the example's and rejax's, with each preset (no record written)",
+    )
     parser.add_argument("--child-env", help=argparse.SUPPRESS)
+    parser.add_argument("--child-parts", help=argparse.SUPPRESS)
     parser.add_argument("--child-tricks", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     run = QUICK if args.quick else FULL
@@ -1094,6 +1205,10 @@ def main() -> None:
         compile_breakdown(args.repeats, run)
     elif args.child_env:
         envs_child(args.child_env, args)
+    elif args.child_parts:
+        parts_child(args.child_parts, args)
+    elif args.parts:
+        parts_report(args, os.getloadavg()[0])
     elif args.child_tricks:
         tricks_child(args)
     elif args.tricks:
