@@ -1157,24 +1157,24 @@ if "Pendulum-v1" in table_runs:
 # %%
 # ## Against rejax, with the full budgets
 #
-# `benchmarks/bench_ppo.py --envs` trains each preset on
-# {{ bench:ppo_envs.seeds:.0f }} seeds and rejax 0.1.3 with its published settings on the
-# same seeds, and measures every final policy with the same evaluation
-# ({{ bench:ppo_envs.final_episodes:.0f }} greedy episodes per seed). Its speed runs give
-# both sides the preset's settings, one seed on one core, and the same evaluation schedule
-# (the same greedy episodes after the same updates, each side with its own evaluation code);
-# a second ratio has no evaluation at all. The last column is a *ceiling*: the ratio the
-# example would reach if its rollouts and evaluations cost nothing, rejax's run against the
-# example's updates alone (recorded {{ bench:ppo_envs.stamp }}; the ranges, the env steps to
-# each goal and the compile times are in `benchmarks/README.md`).
+# `benchmarks/bench_ppo.py --envs` trains each preset on {{ bench:ppo_envs.seeds:.0f }}
+# seeds and rejax 0.1.3 with its published settings on the same seeds, and measures every
+# final policy with the same evaluation ({{ bench:ppo_envs.final_episodes:.0f }} greedy
+# episodes per seed). Its speed runs give both sides the preset's settings, one seed on one
+# core, and the same evaluation schedule (the same greedy episodes after the same updates,
+# each side with its own evaluation code); a second ratio has no evaluation at all. Speed is
+# the example's env steps per second over rejax's. The last column is a *ceiling*: the ratio
+# the example would reach if its rollouts and evaluations cost nothing, rejax's run against
+# the example's updates alone (recorded {{ bench:ppo_envs.stamp }}; the ranges, the env
+# steps to each goal and the compile times are in `benchmarks/README.md`).
 #
-# | task | final return, example | final return, rejax | env steps, example / rejax | speed, example / rejax | no evaluation | ceiling |
-# |---|---|---|---|---|---|---|
-# | CartPole-v1 | {{ bench:ppo_envs.cartpole_example_return:.1f }} ± {{ bench:ppo_envs.cartpole_example_return_std:.1f }} | {{ bench:ppo_envs.cartpole_rejax_return:.1f }} ± {{ bench:ppo_envs.cartpole_rejax_return_std:.1f }} | {{ bench:ppo_envs.cartpole_example_steps:,.0f }} / {{ bench:ppo_envs.cartpole_rejax_steps:,.0f }} | {{ bench:ppo_envs.cartpole_speed_ratio:.2f }}x | {{ bench:ppo_envs.cartpole_train_only_ratio:.2f }}x | {{ bench:ppo_envs.cartpole_ceiling_ratio:.2f }}x |
-# | Acrobot-v1 | {{ bench:ppo_envs.acrobot_example_return:.1f }} ± {{ bench:ppo_envs.acrobot_example_return_std:.1f }} | {{ bench:ppo_envs.acrobot_rejax_return:.1f }} ± {{ bench:ppo_envs.acrobot_rejax_return_std:.1f }} | {{ bench:ppo_envs.acrobot_example_steps:,.0f }} / {{ bench:ppo_envs.acrobot_rejax_steps:,.0f }} | {{ bench:ppo_envs.acrobot_speed_ratio:.2f }}x | {{ bench:ppo_envs.acrobot_train_only_ratio:.2f }}x | {{ bench:ppo_envs.acrobot_ceiling_ratio:.2f }}x |
-# | MountainCar-v0 | {{ bench:ppo_envs.mountaincar_example_return:.1f }} ± {{ bench:ppo_envs.mountaincar_example_return_std:.1f }} | {{ bench:ppo_envs.mountaincar_rejax_return:.1f }} ± {{ bench:ppo_envs.mountaincar_rejax_return_std:.1f }} | {{ bench:ppo_envs.mountaincar_example_steps:,.0f }} / {{ bench:ppo_envs.mountaincar_rejax_steps:,.0f }} | {{ bench:ppo_envs.mountaincar_speed_ratio:.2f }}x | {{ bench:ppo_envs.mountaincar_train_only_ratio:.2f }}x | {{ bench:ppo_envs.mountaincar_ceiling_ratio:.2f }}x |
-# | MountainCarContinuous-v0 | {{ bench:ppo_envs.mountaincar_continuous_example_return:.1f }} ± {{ bench:ppo_envs.mountaincar_continuous_example_return_std:.1f }} | {{ bench:ppo_envs.mountaincar_continuous_rejax_return:.1f }} ± {{ bench:ppo_envs.mountaincar_continuous_rejax_return_std:.1f }} | {{ bench:ppo_envs.mountaincar_continuous_example_steps:,.0f }} / {{ bench:ppo_envs.mountaincar_continuous_rejax_steps:,.0f }} | {{ bench:ppo_envs.mountaincar_continuous_speed_ratio:.2f }}x | {{ bench:ppo_envs.mountaincar_continuous_train_only_ratio:.2f }}x | {{ bench:ppo_envs.mountaincar_continuous_ceiling_ratio:.2f }}x |
-# | Pendulum-v1 | {{ bench:ppo_envs.pendulum_example_return:.1f }} ± {{ bench:ppo_envs.pendulum_example_return_std:.1f }} | {{ bench:ppo_envs.pendulum_rejax_return:.1f }} ± {{ bench:ppo_envs.pendulum_rejax_return_std:.1f }} | {{ bench:ppo_envs.pendulum_example_steps:,.0f }} / {{ bench:ppo_envs.pendulum_rejax_steps:,.0f }} | {{ bench:ppo_envs.pendulum_speed_ratio:.2f }}x | {{ bench:ppo_envs.pendulum_train_only_ratio:.2f }}x | {{ bench:ppo_envs.pendulum_ceiling_ratio:.2f }}x |
+# | task | final return, example / rejax | env steps, example / rejax | speed | no evaluation | ceiling |
+# |---|---|---|---|---|---|
+# | CartPole-v1 | {{ bench:ppo_envs.cartpole_example_return:.1f }} ± {{ bench:ppo_envs.cartpole_example_return_std:.1f }} / {{ bench:ppo_envs.cartpole_rejax_return:.1f }} ± {{ bench:ppo_envs.cartpole_rejax_return_std:.1f }} | {{ bench:ppo_envs.cartpole_example_steps:,.0f }} / {{ bench:ppo_envs.cartpole_rejax_steps:,.0f }} | {{ bench:ppo_envs.cartpole_speed_ratio:.2f }}x | {{ bench:ppo_envs.cartpole_train_only_ratio:.2f }}x | {{ bench:ppo_envs.cartpole_ceiling_ratio:.2f }}x |
+# | Acrobot-v1 | {{ bench:ppo_envs.acrobot_example_return:.1f }} ± {{ bench:ppo_envs.acrobot_example_return_std:.1f }} / {{ bench:ppo_envs.acrobot_rejax_return:.1f }} ± {{ bench:ppo_envs.acrobot_rejax_return_std:.1f }} | {{ bench:ppo_envs.acrobot_example_steps:,.0f }} / {{ bench:ppo_envs.acrobot_rejax_steps:,.0f }} | {{ bench:ppo_envs.acrobot_speed_ratio:.2f }}x | {{ bench:ppo_envs.acrobot_train_only_ratio:.2f }}x | {{ bench:ppo_envs.acrobot_ceiling_ratio:.2f }}x |
+# | MountainCar-v0 | {{ bench:ppo_envs.mountaincar_example_return:.1f }} ± {{ bench:ppo_envs.mountaincar_example_return_std:.1f }} / {{ bench:ppo_envs.mountaincar_rejax_return:.1f }} ± {{ bench:ppo_envs.mountaincar_rejax_return_std:.1f }} | {{ bench:ppo_envs.mountaincar_example_steps:,.0f }} / {{ bench:ppo_envs.mountaincar_rejax_steps:,.0f }} | {{ bench:ppo_envs.mountaincar_speed_ratio:.2f }}x | {{ bench:ppo_envs.mountaincar_train_only_ratio:.2f }}x | {{ bench:ppo_envs.mountaincar_ceiling_ratio:.2f }}x |
+# | MountainCarContinuous-v0 | {{ bench:ppo_envs.mountaincar_continuous_example_return:.1f }} ± {{ bench:ppo_envs.mountaincar_continuous_example_return_std:.1f }} / {{ bench:ppo_envs.mountaincar_continuous_rejax_return:.1f }} ± {{ bench:ppo_envs.mountaincar_continuous_rejax_return_std:.1f }} | {{ bench:ppo_envs.mountaincar_continuous_example_steps:,.0f }} / {{ bench:ppo_envs.mountaincar_continuous_rejax_steps:,.0f }} | {{ bench:ppo_envs.mountaincar_continuous_speed_ratio:.2f }}x | {{ bench:ppo_envs.mountaincar_continuous_train_only_ratio:.2f }}x | {{ bench:ppo_envs.mountaincar_continuous_ceiling_ratio:.2f }}x |
+# | Pendulum-v1 | {{ bench:ppo_envs.pendulum_example_return:.1f }} ± {{ bench:ppo_envs.pendulum_example_return_std:.1f }} / {{ bench:ppo_envs.pendulum_rejax_return:.1f }} ± {{ bench:ppo_envs.pendulum_rejax_return_std:.1f }} | {{ bench:ppo_envs.pendulum_example_steps:,.0f }} / {{ bench:ppo_envs.pendulum_rejax_steps:,.0f }} | {{ bench:ppo_envs.pendulum_speed_ratio:.2f }}x | {{ bench:ppo_envs.pendulum_train_only_ratio:.2f }}x | {{ bench:ppo_envs.pendulum_ceiling_ratio:.2f }}x |
 #
 # **Returns.** On every task the example's mean final return is at least rejax's within at
 # most rejax's env steps, but on the two MountainCar tasks only because neither side
@@ -1191,7 +1191,7 @@ if "Pendulum-v1" in table_runs:
 # would take a gradient step built from fewer, larger kernels, not a faster rollout. Where
 # minibatches are large (Pendulum-v1's 1,000 samples), the update is arithmetic, and the
 # shuffle above is what put the example ahead.
-#
+
 # %%
 # ## Where the speed comes from
 #
@@ -1216,10 +1216,11 @@ if "Pendulum-v1" in table_runs:
 #   and a compile of {{ bench:ppo_tricks.opt2_compile_s:.1f }} s instead of
 #   {{ bench:ppo_tricks.opt3_compile_s:.1f }} s.
 #
-# On equal terms with rejax 0.1.3 (the same algorithm, the same evaluation, the same
-# compile options) the example's CartPole training runs at
-# {{ bench:ppo.equal_ratio:.2f }}x rejax's env steps per second; per environment, with each
-# preset, `bench_ppo.py --envs` gives the table of `benchmarks/README.md`.
+# With these tricks and rejax's own algorithm (the same clipping, initialisation and
+# evaluation, the same compile options) the example's CartPole training runs at
+# {{ bench:ppo.equal_ratio:.2f }}x rejax's env steps per second; with each preset's own
+# algorithm, the table of the previous section. `bench_ppo.py --parts` times the pieces of
+# an update on both sides.
 
 # %%
 # ## What it cost
