@@ -780,32 +780,48 @@ print({k: f"mean {float(v.mean()):.3f}" for k, v in data.items() if k != "obs"})
 
 
 # %%
-# ## The update
+# ## Shuffling a rollout
 #
-# Then `num_epochs` passes over the data in `num_minibatches` shuffled minibatches, one
-# gradient step each: two nested `lax.scan`s. `shuffled_indices` is a faster
-# `jax.random.permutation` (see the last section). The check: the loss on the whole rollout
-# before and after one update, and how far the policy moved.
+# Each pass over the data visits the transitions in a new random order. `shuffled_indices`
+# draws that order as `jax.random.permutation` does, by sorting random keys, but faster on
+# a CPU (see the last section): it packs each item's key and index into one 32-bit word, so
+# a plain sort of numbers replaces a sort of keys that carries the indices along. Equal keys
+# keep the order of the previous round, so enough rounds make every order equally likely.
 import math
 
 
-def shuffled_indices(key: jax.Array, n: int) -> jax.Array:
-    """A random permutation of `range(n)` by rounds of sorting one 32-bit word per item.
+def sort_rounds(n: int) -> int:
+    """Rounds of sorting that shuffle `n` items: `jax.random.permutation`'s rule (about
+    n**3 equally likely keys in all), for keys of the bits the index leaves free."""
+    random_bits = 32 - max(1, (n - 1).bit_length())
+    return max(1, math.ceil(3 * math.log(max(n, 2)) / (random_bits * math.log(2))))
 
-    Each word holds random bits above the item's index, so one plain sort of the words
-    orders the items by random keys, equal keys by the previous round's order; as many rounds
-    as `jax.random.permutation`'s rule asks for keys with this many random bits."""
+
+def shuffled_indices(key: jax.Array, n: int) -> jax.Array:
+    """A random permutation of `range(n)` by `sort_rounds(n)` sorts of one 32-bit word per
+    item, its random key above its index; `jax.random.permutation` past 2**24 items."""
     index_bits = max(1, (n - 1).bit_length())
-    random_bits = 32 - index_bits
-    if random_bits < 8:
+    if index_bits > 24:
         return jax.random.permutation(key, n)
-    rounds = max(1, math.ceil(3 * math.log(max(n, 2)) / (random_bits * math.log(2))))
     order = jnp.arange(n, dtype=jnp.uint32)
-    for round_key in jax.random.split(key, rounds):
+    for round_key in jax.random.split(key, sort_rounds(n)):
         words = jax.random.bits(round_key, (n,), jnp.uint32) >> index_bits << index_bits
         words = words | jnp.arange(n, dtype=jnp.uint32)
         order = order[jax.lax.sort(words) & ((1 << index_bits) - 1)]
     return order.astype(jnp.int32)
+
+
+for n in (10, 10_000):
+    order = np.asarray(shuffled_indices(jax.random.key(n), n))
+    print(f"{n:>6} items, {sort_rounds(n)} round(s): a permutation", end=" ")
+    print(f"{sorted(order) == list(range(n))}, first ones {order[:6].tolist()}")
+
+# %%
+# ## The update
+#
+# Then `num_epochs` passes over the data in `num_minibatches` shuffled minibatches, one
+# gradient step each: two nested `lax.scan`s. The check: the loss on the whole rollout
+# before and after one update, and how far the policy moved.
 
 
 def ppo_update(module: "PPO", params: dict, opt_state: optax.OptState, data: dict, key: jax.Array):

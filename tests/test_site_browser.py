@@ -6,6 +6,7 @@ Debian's `chromium` driven by Playwright's Python package (no browser download).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from html.parser import HTMLParser
@@ -187,7 +188,18 @@ RAW_TEX = re.compile(r"\$\$|\$[^\s$](?:[^$\n]*[^\s$])?\$")
 PIPE_TABLE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)+\|?\s*$", re.MULTILINE)
 
 
+# The page's scripts typeset its math once Material's page-load stream fires, which on a busy
+# machine can come after the network went idle: wait for it (or time out and let the checks
+# report what is missing).
+_MATH_DONE = """() => [...document.querySelectorAll("article .arithmatex")]
+    .every(e => e.querySelector(".katex"))"""
+
+
 def _read(page: object) -> dict:
+    from playwright.sync_api import TimeoutError as PageTimeout
+
+    with contextlib.suppress(PageTimeout):
+        page.wait_for_function(_MATH_DONE, timeout=15_000)  # type: ignore[attr-defined]
     return page.evaluate(_READ_PAGE)  # type: ignore[attr-defined]
 
 
