@@ -7,19 +7,22 @@
   alike) to the first `n` allowed cores before jax starts. The XLA flags
   `--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1` do not do this: with
   them the pure-Jax step still used about 1.4 cores of two;
-- the estimator: rounds of every contender one after the other, the ratio to pure Jax taken
-  within each round, the median of these ratios reported (and of samples per CPU-second).
+- the estimator: rounds of every contender in a random order (`random_order_rounds`), the
+  ratio to pure Jax taken within each round, the median of these ratios reported (and of
+  samples per CPU-second).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "plot_flax_cnn_lightning.py"
+T = TypeVar("T")
 
 
 def copy_site_project(dest: Path) -> Path:
@@ -43,6 +46,36 @@ def copy_site_project(dest: Path) -> Path:
         shutil.copy2(ROOT / name, dest / name)
     (dest / "node_modules").symlink_to(ROOT / "node_modules")
     return dest
+
+
+def random_order_rounds(
+    contenders: dict[str, Callable[[], T]],
+    rounds: int,
+    after_round: Callable[[int, dict[str, list[T]]], None] | None = None,
+) -> dict[str, list[T]]:
+    """Each contender's results over `rounds` rounds, in which every contender runs once.
+
+    The order is drawn at random in each round (seed 1): a contender may run faster or slower
+    after another (caches, XLA's thread pool still awake or not), so none always goes first.
+    `after_round(index, results)` runs after each round (to print its line).
+    """
+    import numpy as np  # here: importing it must not come before `pin_cpus`
+
+    names = list(contenders)
+    results: dict[str, list[T]] = {name: [] for name in names}
+    order = np.random.default_rng(1)
+    for round_index in range(rounds):
+        for index in order.permutation(len(names)):
+            results[names[index]].append(contenders[names[index]]())
+        if after_round is not None:
+            after_round(round_index, results)
+    return results
+
+
+def print_round(round_index: int, runs: dict[str, list[tuple[float, float]]]) -> None:
+    """`random_order_rounds`' `after_round` for (samples/s, ...) results: one line a round."""
+    line = ", ".join(f"{name} {r[-1][0]:,.0f}" for name, r in runs.items())
+    print(f"round {round_index + 1}: samples/s {line}", flush=True)
 
 
 def pin_cpus(cpus: int) -> str:

@@ -35,7 +35,15 @@ import typing
 from collections.abc import Callable
 from pathlib import Path
 
-from _common import EXAMPLE, add_malloc_flag, apply_malloc, pin_cpus, pure_jax_step
+from _common import (
+    EXAMPLE,
+    add_malloc_flag,
+    apply_malloc,
+    pin_cpus,
+    print_round,
+    pure_jax_step,
+    random_order_rounds,
+)
 from _results import RESULTS, save_results
 
 if __name__ == "__main__":
@@ -145,15 +153,7 @@ def main() -> None:
             example, dm, lambda: example.Classifier(example.TorchCNN(), learning_rate), args.steps
         ),
     }
-    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
-    order = np.random.default_rng(1)
-    for round_index in range(args.rounds):
-        # A random order in each round, as in bench_interop.py: no contender always runs first.
-        for index in order.permutation(len(contenders)):
-            name = list(contenders)[index]
-            runs[name].append(contenders[name]())
-        line = ", ".join(f"{name} {r[-1][0]:,.0f}" for name, r in runs.items())
-        print(f"round {round_index + 1}: samples/s {line}", flush=True)
+    runs = random_order_rounds(contenders, args.rounds, after_round=print_round)
 
     print(
         f"\nbatch {args.batch_size}, {args.steps} timed steps x {args.rounds} rounds, "

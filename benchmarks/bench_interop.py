@@ -50,7 +50,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _common import EXAMPLE, add_malloc_flag, apply_malloc, pin_cpus, pure_jax_step
+from _common import (
+    EXAMPLE,
+    add_malloc_flag,
+    apply_malloc,
+    pin_cpus,
+    pure_jax_step,
+    random_order_rounds,
+)
 from _results import RESULTS, save_results
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -184,14 +191,9 @@ def main() -> None:
     for i in range(5):  # compile all before timing
         for run in sides.values():
             run(i)
-    rates: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
-    order = np.random.default_rng(1)
-    for _ in range(args.rounds):
-        # The order changes at random in each round: a side can run faster or slower after
-        # another (caches, XLA's thread pool still awake or not).
-        for index in order.permutation(len(sides)):
-            name = list(sides)[index]
-            rates[name].append(timed(sides[name]))
+    rates = random_order_rounds(
+        {name: functools.partial(timed, run) for name, run in sides.items()}, args.rounds
+    )
     ratios = [w[0] / j[0] for w, j in zip(rates["wrapper"], rates["jax"], strict=True)]
     cpu_ratios = [w[1] / j[1] for w, j in zip(rates["wrapper"], rates["jax"], strict=True)]
     split_ratios = [w[0] / j[0] for w, j in zip(rates["split"], rates["jax"], strict=True)]

@@ -40,7 +40,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import EXAMPLE, add_malloc_flag, apply_malloc, pin_cpus
+from _common import (
+    EXAMPLE,
+    add_malloc_flag,
+    apply_malloc,
+    pin_cpus,
+    print_round,
+    random_order_rounds,
+)
 from _results import RESULTS, save_results
 
 if __name__ == "__main__":
@@ -309,14 +316,7 @@ def main() -> None:
             for name, make in lightning_models.items()
         },
     }
-    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
-    order = np.random.default_rng(1)
-    for round_index in range(args.rounds):
-        for index in order.permutation(len(contenders)):
-            name = list(contenders)[index]
-            runs[name].append(contenders[name]())
-        line = ", ".join(f"{name} {r[-1][0]:,.0f}" for name, r in runs.items())
-        print(f"round {round_index + 1}: samples/s {line}", flush=True)
+    runs = random_order_rounds(contenders, args.rounds, after_round=print_round)
 
     # Part 3: the trainer's step in each loop mode.
     scan_steps = min(args.scan_steps, steps)

@@ -675,18 +675,17 @@ def parts_child(env_id: str, args) -> None:
         state, batch = module.get_batch(state, 0)
         return module.training_step(0, state, batch)[0]
 
+    ours, theirs = module.init_train_state(jax.random.key(0)), algo.init_state(jax.random.key(0))
     pieces = {
-        "example_rollout": (lambda s: ppo.collect_rollout(module, s)[0], module),
-        "example_rollout_and_advantages": (rollout_and_data, module),
-        "example_update": (whole_update, module),
-        "rejax_rollout": (lambda s: algo.collect_trajectories(s)[0], algo),
-        "rejax_update": (algo.train_iteration, algo),
+        "example_rollout": (lambda s: ppo.collect_rollout(module, s)[0], ours),
+        "example_rollout_and_advantages": (rollout_and_data, ours),
+        "example_update": (whole_update, ours),
+        "rejax_rollout": (lambda s: algo.collect_trajectories(s)[0], theirs),
+        "rejax_update": (algo.train_iteration, theirs),
     }
     options = {"xla_backend_optimization_level": args.xla_opt_level}
     out = {}
-    for name, (piece, owner) in pieces.items():
-        init = owner.init_train_state if owner is module else owner.init_state
-        state = init(jax.random.key(0))
+    for name, (piece, state) in pieces.items():
         chained = jax.jit(
             lambda s, piece=piece: jax.lax.scan(
                 lambda c, _: (piece(c), None), s, None, PARTS_UPDATES

@@ -16,9 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from gymnax.environments.classic_control.pendulum import Pendulum
-from support import ROOT
+from support import ROOT, Interrupt
 
-from gallery_lib import CheckpointCallback, JaxCallback, JaxTrainer
+from gallery_lib import CheckpointCallback, JaxTrainer
 from gallery_lib.testing import assert_trees_equal
 
 EXAMPLE = ROOT / "examples" / "plot_jax_ppo.py"
@@ -194,17 +194,6 @@ def test_unknown_environment_lists_the_available_ones() -> None:
 
 
 # ------------------------------------------------------------------ observation normalization
-
-
-class Interrupt(JaxCallback):
-    """Stops the run when `epoch` starts, as a crash would."""
-
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def on_train_epoch_start(self, trainer, module, train_state, epoch):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt(f"interrupted at epoch {epoch}")
 
 
 def test_observation_statistics_are_checkpointed_and_resumed_bit_identically(

@@ -6,23 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from support import Interrupt
 
 from gallery_lib import CheckpointCallback, JaxCallback, JaxTrainer
 from gallery_lib.testing import LinearRegressionProbe, assert_trees_equal, to_numpy
 from gallery_lib.trainer._resume import describe, restore_checkpoint
 
 EPOCHS, STEPS = 4, 5
-
-
-class Interrupt(JaxCallback):
-    """Stops the run by raising when `epoch` starts, as a crash or a kill would."""
-
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def on_train_epoch_start(self, trainer, module, train_state, epoch):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt(f"interrupted at epoch {epoch}")
 
 
 def trainer(*callbacks: JaxCallback) -> JaxTrainer:

@@ -1,8 +1,10 @@
-"""What the tests share: the project's paths, quick-mode subprocesses and quick site builds.
+"""What the tests share: the project's paths, quick-mode subprocesses, quick site builds
+and a callback that interrupts training.
 
 Imported as `from support import ...` (`tests/` is on pytest's `pythonpath`).
 """
 
+from ._callbacks import Interrupt
 from ._distributions import fake_distribution
 from ._site import (
     EXAMPLES,
@@ -17,6 +19,7 @@ __all__ = [
     "EXAMPLES",
     "ROOT",
     "TESTS",
+    "Interrupt",
     "build_site",
     "copy_project",
     "fake_distribution",
